@@ -1,0 +1,385 @@
+//! The signing keys of an identity provider, fetched from its JWKS URL and cached.
+//!
+//! Fetches are single-flight (one at a time per provider) and never closer together than
+//! `jwks_min_refetch_secs`, whatever causes them: so key rotation is picked up by the first token
+//! naming a new `kid`, while a flood of bogus `kid`s or a provider that is down cannot turn every
+//! request into an outgoing call. A failed refresh keeps serving the last good key set.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+use super::AuthError;
+
+/// How long one JWKS request may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest JWKS document accepted; real ones are a few KiB.
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// Smallest RSA modulus accepted, in bytes (2048 bits).
+const MIN_RSA_MODULUS_BYTES: usize = 256;
+
+/// One verification key from the set.
+#[derive(Clone)]
+pub(crate) struct VerificationKey {
+    /// The only algorithm this key verifies (RS256 for RSA keys, ES256 for P-256 keys).
+    pub(crate) algorithm: Algorithm,
+    pub(crate) key: DecodingKey,
+}
+
+/// The usable keys of one fetched JWKS document.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    by_kid: HashMap<String, VerificationKey>,
+    all: Vec<VerificationKey>,
+}
+
+impl KeySet {
+    fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
+/// What a token's header asks of the key set.
+pub(crate) enum Lookup {
+    /// Keys to try, in order.
+    Found(Vec<VerificationKey>),
+    /// The token names a `kid` the set does not hold.
+    UnknownKid,
+}
+
+impl KeySet {
+    fn lookup(&self, kid: Option<&str>, algorithm: Algorithm) -> Lookup {
+        match kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                // A known key of another algorithm gives no candidate: the token fails as a bad
+                // signature, and does not cause a refetch.
+                Some(key) if key.algorithm == algorithm => Lookup::Found(vec![key.clone()]),
+                Some(_) => Lookup::Found(Vec::new()),
+                None => Lookup::UnknownKid,
+            },
+            None => Lookup::Found(
+                self.all
+                    .iter()
+                    .filter(|k| k.algorithm == algorithm)
+                    .cloned()
+                    .collect(),
+            ),
+        }
+    }
+}
+
+struct CacheState {
+    keys: Arc<KeySet>,
+    /// When `keys` was last fetched successfully; `None` before the first success.
+    fetched_at: Option<Instant>,
+    /// When a fetch was last started, successful or not.
+    attempted_at: Option<Instant>,
+    /// Counts completed fetch attempts, so a task that waited for the fetch lock can tell whether
+    /// another task fetched meanwhile.
+    generation: u64,
+}
+
+/// The cached key set of one identity provider.
+pub(crate) struct JwksCache {
+    issuer: String,
+    url: reqwest::Url,
+    http: reqwest::Client,
+    refresh_after: Duration,
+    min_refetch: Duration,
+    state: RwLock<CacheState>,
+    fetch_lock: tokio::sync::Mutex<()>,
+}
+
+/// Why a fetch is wanted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    /// No key set yet, or it is older than `jwks_refresh_secs`.
+    Stale,
+    /// A token names a `kid` the current set does not hold.
+    UnknownKid,
+}
+
+impl JwksCache {
+    pub(crate) fn new(
+        issuer: String,
+        url: reqwest::Url,
+        http: reqwest::Client,
+        refresh_after: Duration,
+        min_refetch: Duration,
+    ) -> Self {
+        Self {
+            issuer,
+            url,
+            http,
+            refresh_after,
+            min_refetch,
+            state: RwLock::new(CacheState {
+                keys: Arc::new(KeySet::default()),
+                fetched_at: None,
+                attempted_at: None,
+                generation: 0,
+            }),
+            fetch_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The keys a token with this header may be verified with.
+    pub(crate) async fn keys_for(
+        &self,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Vec<VerificationKey>, AuthError> {
+        let (mut keys, stale, generation) = self.snapshot();
+        if stale {
+            self.refresh(Reason::Stale, generation).await;
+            (keys, _, _) = self.snapshot();
+        }
+        if keys.is_empty() {
+            return Err(AuthError::KeysUnavailable(format!(
+                "no signing keys of issuer {} could be fetched",
+                self.issuer
+            )));
+        }
+        match keys.lookup(kid, algorithm) {
+            Lookup::Found(found) => Ok(found),
+            Lookup::UnknownKid => {
+                let (_, _, generation) = self.snapshot();
+                self.refresh(Reason::UnknownKid, generation).await;
+                let (keys, _, _) = self.snapshot();
+                match keys.lookup(kid, algorithm) {
+                    Lookup::Found(found) => Ok(found),
+                    Lookup::UnknownKid => Err(AuthError::UnknownKey),
+                }
+            }
+        }
+    }
+
+    /// Fetches the key set now, unless one was fetched recently. Used to warm the cache at start.
+    pub(crate) async fn warm_up(&self) {
+        let (_, stale, generation) = self.snapshot();
+        if stale {
+            self.refresh(Reason::Stale, generation).await;
+        }
+    }
+
+    /// The current keys, whether they are due for a refresh, and the fetch generation.
+    fn snapshot(&self) -> (Arc<KeySet>, bool, u64) {
+        let state = self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stale = state
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= self.refresh_after);
+        (Arc::clone(&state.keys), stale, state.generation)
+    }
+
+    /// Fetches the key set unless another task did since `seen_generation`, or the last attempt
+    /// is more recent than `min_refetch`. Failures are logged and keep the previous keys.
+    async fn refresh(&self, reason: Reason, seen_generation: u64) {
+        let _single_flight = self.fetch_lock.lock().await;
+        {
+            let state = self
+                .state
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if state.generation != seen_generation {
+                return;
+            }
+            if let Some(at) = state.attempted_at {
+                if at.elapsed() < self.min_refetch {
+                    if reason == Reason::UnknownKid {
+                        tracing::debug!(issuer = %self.issuer, "Unknown key id; JWKS fetched too recently to refetch");
+                    }
+                    return;
+                }
+            }
+        }
+        {
+            let mut state = self
+                .state
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.attempted_at = Some(Instant::now());
+        }
+        let fetched = self.fetch().await;
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Bumped once the outcome is known: every task that looked at the state before now and
+        // then waited for the lock takes this outcome instead of fetching again.
+        state.generation += 1;
+        match fetched {
+            Ok(keys) => {
+                tracing::debug!(issuer = %self.issuer, keys = keys.all.len(), "Fetched JWKS");
+                state.keys = Arc::new(keys);
+                state.fetched_at = Some(Instant::now());
+            }
+            Err(error) => {
+                tracing::warn!(issuer = %self.issuer, url = %self.url, %error, "JWKS refresh failed");
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<KeySet, String> {
+        let mut response = self
+            .http
+            .get(self.url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("provider answered {status}"));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+        {
+            return Err(format!("document larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the response failed: {e}"))?
+        {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(format!("document larger than {MAX_JWKS_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let keys = parse_jwks(&body)?;
+        if keys.is_empty() {
+            return Err("document holds no usable signing key (RSA or P-256, use \"sig\")".into());
+        }
+        Ok(keys)
+    }
+}
+
+#[derive(Deserialize)]
+struct JwksDocument {
+    keys: Vec<serde_json::Value>,
+}
+
+/// The members of a JWK this module reads.
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    #[serde(rename = "use")]
+    public_key_use: Option<String>,
+    key_ops: Option<Vec<String>>,
+    alg: Option<String>,
+    kid: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    crv: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+/// Parses a JWKS document, keeping the signature keys this gateway can use and skipping the rest
+/// (encryption keys, other key types and curves, malformed entries).
+pub(crate) fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
+    let document: JwksDocument =
+        serde_json::from_slice(body).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let mut set = KeySet::default();
+    for (index, value) in document.keys.into_iter().enumerate() {
+        let raw: RawJwk = match serde_json::from_value(value) {
+            Ok(raw) => raw,
+            Err(e) => {
+                tracing::debug!(index, error = %e, "Skipping a malformed JWKS entry");
+                continue;
+            }
+        };
+        let kid = raw.kid.clone();
+        match usable_key(raw) {
+            Ok(key) => {
+                if let Some(kid) = kid {
+                    set.by_kid.entry(kid).or_insert_with(|| key.clone());
+                }
+                set.all.push(key);
+            }
+            Err(why) => tracing::debug!(index, kid = ?kid, why, "Skipping a JWKS entry"),
+        }
+    }
+    Ok(set)
+}
+
+fn usable_key(raw: RawJwk) -> Result<VerificationKey, &'static str> {
+    if raw.public_key_use.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signature key");
+    }
+    if raw
+        .key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|op| op == "verify"))
+    {
+        return Err("key_ops does not allow verify");
+    }
+    match raw.kty.as_str() {
+        "RSA" => {
+            if raw.alg.as_deref().is_some_and(|alg| alg != "RS256") {
+                return Err("RSA key for an algorithm other than RS256");
+            }
+            let n = decode_b64(raw.n.as_deref()).ok_or("RSA key without a valid n")?;
+            let e = decode_b64(raw.e.as_deref()).ok_or("RSA key without a valid e")?;
+            let n = strip_leading_zeros(&n);
+            if n.len() < MIN_RSA_MODULUS_BYTES {
+                return Err("RSA key shorter than 2048 bits");
+            }
+            if e.is_empty() || e.len() > 8 {
+                return Err("RSA key with an implausible exponent");
+            }
+            Ok(VerificationKey {
+                algorithm: Algorithm::RS256,
+                key: DecodingKey::from_rsa_raw_components(n, &e),
+            })
+        }
+        "EC" => {
+            if raw.crv.as_deref() != Some("P-256") {
+                return Err("EC key on a curve other than P-256");
+            }
+            if raw.alg.as_deref().is_some_and(|alg| alg != "ES256") {
+                return Err("P-256 key for an algorithm other than ES256");
+            }
+            let x = decode_b64(raw.x.as_deref()).ok_or("EC key without a valid x")?;
+            let y = decode_b64(raw.y.as_deref()).ok_or("EC key without a valid y")?;
+            if x.len() != 32 || y.len() != 32 {
+                return Err("P-256 coordinates are not 32 bytes");
+            }
+            let mut sec1 = Vec::with_capacity(65);
+            sec1.push(0x04);
+            sec1.extend_from_slice(&x);
+            sec1.extend_from_slice(&y);
+            // Refuse points off the curve here rather than at every verification.
+            p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| "EC point not on P-256")?;
+            Ok(VerificationKey {
+                algorithm: Algorithm::ES256,
+                key: DecodingKey::from_ec_der(&sec1),
+            })
+        }
+        _ => Err("unsupported key type"),
+    }
+}
+
+fn decode_b64(value: Option<&str>) -> Option<Vec<u8>> {
+    // Some providers pad their base64url; the JOSE spec says they should not.
+    URL_SAFE_NO_PAD
+        .decode(value?.trim_end_matches('='))
+        .ok()
+        .filter(|bytes| !bytes.is_empty())
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}

@@ -1,0 +1,212 @@
+//! Typed configuration of the gateway (`config/casegraph.toml`).
+//!
+//! Every struct denies unknown keys and documents each field: these doc comments become the JSON
+//! Schema printed by `casegraph config-schema`, which is what operators see in their editor.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// The UN case store.
+    pub store: StoreConfig,
+    /// Authentication of callers (JWT bearer tokens).
+    pub auth: AuthConfig,
+    /// Limits applied to every GraphQL operation.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on, e.g. "127.0.0.1:4000". `--listen` overrides it.
+    pub listen: String,
+    /// Serve the GraphiQL IDE at `/`.
+    pub graphiql: bool,
+    /// Answer introspection queries (`__schema`, `__type`). Turn off in production.
+    pub introspection: bool,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds given to in-flight requests to finish after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:4000".into(),
+            graphiql: false,
+            introspection: false,
+            body_limit_bytes: 256 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Where the UN case store lives.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (embedded; the file and its folder are created on first start) or
+    /// `postgres://user@host:port/db`. The environment variable `CASEGRAPH_STORE_URL` overrides it.
+    pub url: String,
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// On start, when the store holds no case, import the UN datasets bundled in the binary.
+    pub import_bundled_data_when_empty: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/casegraph.db".into(),
+            max_connections: 8,
+            import_bundled_data_when_empty: true,
+        }
+    }
+}
+
+/// Authentication of callers. Every request needs `Authorization: Bearer <JWT>`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The audience (`aud`) every accepted token must name.
+    pub audience: String,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// Production identity provider: tokens signed by keys published at a JWKS URL.
+    pub jwt: Option<JwtIssuerConfig>,
+    /// Local development issuer, for the demo: `casegraph dev-token` mints its tokens.
+    /// Never enable it in production.
+    pub dev_issuer: DevIssuerConfig,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            audience: "casegraph".into(),
+            leeway_secs: 30,
+            jwt: None,
+            dev_issuer: DevIssuerConfig::default(),
+        }
+    }
+}
+
+/// An identity provider that publishes its signing keys as a JWKS document.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct JwtIssuerConfig {
+    /// The issuer (`iss`) every token from this provider carries, exactly.
+    pub issuer: String,
+    /// HTTPS URL of the provider's JSON Web Key Set.
+    pub jwks_url: String,
+    /// Accepted signature algorithms. Only RS256 and ES256 are supported.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Seconds a fetched key set is trusted before it is fetched again.
+    #[serde(default = "default_jwks_ttl")]
+    pub jwks_refresh_secs: u64,
+    /// Fewest seconds between two fetches caused by a token naming an unknown key id (rotation).
+    #[serde(default = "default_jwks_min_refetch")]
+    pub jwks_min_refetch_secs: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+fn default_jwks_ttl() -> u64 {
+    600
+}
+fn default_jwks_min_refetch() -> u64 {
+    10
+}
+
+/// The local development issuer.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct DevIssuerConfig {
+    /// Accept tokens minted by `casegraph dev-token`.
+    pub enabled: bool,
+    /// PEM file holding the issuer's ES256 private key; generated on first start if absent.
+    pub key_file: String,
+    /// Lifetime of minted tokens, in minutes.
+    pub token_ttl_minutes: u64,
+}
+
+impl Default for DevIssuerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            key_file: "data/dev-issuer-key.pem".into(),
+            token_ttl_minutes: 480,
+        }
+    }
+}
+
+/// Limits applied to every GraphQL operation.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Deepest accepted selection nesting.
+    pub max_depth: usize,
+    /// Highest accepted complexity (each field counts 1, lists count their page size).
+    pub max_complexity: usize,
+    /// Most aliases accepted in one operation.
+    pub max_aliases: usize,
+    /// Largest page a list field returns (`first`).
+    pub max_page_size: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 50_000,
+            max_aliases: 64,
+            max_page_size: 500,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct LogConfig {
+    /// "text" for people, "json" for log collectors.
+    pub format: LogFormat,
+    /// Default filter, in `tracing` syntax ("info", "casegraph=debug,info"). `RUST_LOG` overrides it.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,184 @@
+//! The semantic rules of the gateway configuration. Messages say what is expected and never echo
+//! a value that could be a secret (a database URL holds a password).
+
+use std::net::SocketAddr;
+
+use super::load::{Validate, Validation};
+use super::model::{AuthConfig, Config, JwtIssuerConfig, LimitsConfig, ServerConfig, StoreConfig};
+
+/// Signature algorithms the gateway can verify.
+const SUPPORTED_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
+
+/// Longest accepted dev-token lifetime: one week, in minutes.
+const MAX_DEV_TOKEN_TTL_MINUTES: u64 = 7 * 24 * 60;
+
+impl Validate for Config {
+    fn validate(&self, v: &mut Validation) {
+        v.scoped("server", |v| self.server.validate(v));
+        v.scoped("store", |v| self.store.validate(v));
+        v.scoped("auth", |v| self.auth.validate(v));
+        v.scoped("limits", |v| self.limits.validate(v));
+        if self.log.filter.trim().is_empty() {
+            v.error("log.filter", "must not be empty: use e.g. \"info\"");
+        }
+    }
+}
+
+impl Validate for ServerConfig {
+    fn validate(&self, v: &mut Validation) {
+        if self.listen.parse::<SocketAddr>().is_err() {
+            v.error(
+                "listen",
+                "must be an IP address and a port, like \"127.0.0.1:4000\" or \"[::]:4000\"",
+            );
+        }
+        if self.body_limit_bytes < 1024 {
+            v.error("body_limit_bytes", "must be at least 1024");
+        }
+    }
+}
+
+impl Validate for StoreConfig {
+    fn validate(&self, v: &mut Validation) {
+        let url = self.url.as_str();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            v.error(
+                "url",
+                "must start with `sqlite:`, `postgres://` or `postgresql://`",
+            );
+        }
+        if !(1..=1000).contains(&self.max_connections) {
+            v.error("max_connections", "must be between 1 and 1000");
+        }
+    }
+}
+
+impl Validate for AuthConfig {
+    fn validate(&self, v: &mut Validation) {
+        if self.audience.trim().is_empty() {
+            v.error("audience", "must not be empty");
+        }
+        if let Some(jwt) = &self.jwt {
+            v.scoped("jwt", |v| jwt.validate(v));
+        }
+        if self.jwt.is_none() && !self.dev_issuer.enabled {
+            v.error(
+                "",
+                "no way to authenticate callers: configure [auth.jwt] or enable [auth.dev_issuer]",
+            );
+        }
+        let dev = &self.dev_issuer;
+        if dev.enabled && dev.key_file.trim().is_empty() {
+            v.error(
+                "dev_issuer.key_file",
+                "must not be empty when the dev issuer is enabled",
+            );
+        }
+        if !(1..=MAX_DEV_TOKEN_TTL_MINUTES).contains(&dev.token_ttl_minutes) {
+            v.error(
+                "dev_issuer.token_ttl_minutes",
+                format!("must be between 1 and {MAX_DEV_TOKEN_TTL_MINUTES} (one week)"),
+            );
+        }
+    }
+}
+
+impl Validate for JwtIssuerConfig {
+    fn validate(&self, v: &mut Validation) {
+        if self.issuer.trim().is_empty() {
+            v.error("issuer", "must not be empty");
+        }
+        if let Err(why) = check_jwks_url(&self.jwks_url) {
+            v.error("jwks_url", why);
+        }
+        if self.algorithms.is_empty() {
+            v.error(
+                "algorithms",
+                "must name at least one of \"RS256\", \"ES256\"",
+            );
+        }
+        for (i, alg) in self.algorithms.iter().enumerate() {
+            if !SUPPORTED_ALGORITHMS.contains(&alg.as_str()) {
+                v.error(
+                    &format!("algorithms[{i}]"),
+                    "unsupported algorithm: only \"RS256\" and \"ES256\" are accepted",
+                );
+            }
+        }
+        if self.jwks_refresh_secs < 1 {
+            v.error("jwks_refresh_secs", "must be at least 1");
+        }
+    }
+}
+
+/// An `https://` URL with a host, or `http://` to a loopback host (a local test identity provider).
+fn check_jwks_url(url: &str) -> Result<(), &'static str> {
+    const EXPECTED: &str =
+        "must be an https:// URL (http:// is accepted only for 127.0.0.1, localhost or [::1])";
+    let (secure, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(EXPECTED);
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host_port.starts_with('[') {
+        match host_port.find(']') {
+            Some(end) => &host_port[..=end],
+            None => return Err("has an unterminated IPv6 address"),
+        }
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    if host.is_empty() {
+        return Err("has no host");
+    }
+    let loopback = matches!(
+        host.to_ascii_lowercase().as_str(),
+        "127.0.0.1" | "localhost" | "[::1]"
+    );
+    if secure || loopback {
+        Ok(())
+    } else {
+        Err(EXPECTED)
+    }
+}
+
+impl Validate for LimitsConfig {
+    fn validate(&self, v: &mut Validation) {
+        let limits = [
+            ("max_depth", self.max_depth as u64),
+            ("max_complexity", self.max_complexity as u64),
+            ("max_aliases", self.max_aliases as u64),
+            ("max_page_size", u64::from(self.max_page_size)),
+        ];
+        for (key, value) in limits {
+            if value == 0 {
+                v.error(key, "must be greater than 0");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_jwks_url;
+
+    #[test]
+    fn jwks_url_accepts_https_and_loopback_http_only() {
+        assert!(check_jwks_url("https://idp.example.org/keys").is_ok());
+        assert!(check_jwks_url("http://127.0.0.1:8080/jwks").is_ok());
+        assert!(check_jwks_url("http://localhost/jwks").is_ok());
+        assert!(check_jwks_url("http://[::1]:9000/jwks").is_ok());
+        assert!(check_jwks_url("http://idp.example.org/keys").is_err());
+        assert!(check_jwks_url("http://localhost.evil.org/keys").is_err());
+        assert!(check_jwks_url("http://user@evil.org:80/?x=localhost").is_err());
+        assert!(check_jwks_url("https:///keys").is_err());
+        assert!(check_jwks_url("ftp://idp.example.org/keys").is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! The HTTP transport: routes, authentication of the bearer token, GraphQL-over-HTTP content
+//! negotiation, health and metrics. It never knows a GraphQL type: it hands a verified
+//! [`Principal`] and the request to [`crate::schema::execute`].
+
+mod metrics;
+
+pub use metrics::Metrics;
+
+use crate::access::Principal;
+use crate::auth::{AuthError, Authenticator};
+use crate::error::ErrorCode;
+use crate::schema::CaseGraphSchema;
+use crate::store::Store;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+const JSON: &str = "application/json";
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) schema: CaseGraphSchema,
+    pub(crate) auth: Authenticator,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) graphiql: bool,
+}
+
+/// Builds the router.
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    let x_request_id = header::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/", get(index))
+        .route("/graphql", post(graphql).get(graphql_get))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req
+                        .extensions()
+                        .get::<RequestId>()
+                        .and_then(|id| id.header_value().to_str().ok())
+                        .unwrap_or("-")
+                        .to_string();
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(|res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "Request finished");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    if state.graphiql {
+        Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("CaseGraph").finish()).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "GraphiQL is disabled; POST GraphQL requests to /graphql\n").into_response()
+    }
+}
+
+async fn live() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "Readiness check failed: the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(state.store.query_count());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn graphql_get() -> Response {
+    let mut res = error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::BadRequest,
+        "send GraphQL requests with POST (application/json)",
+        JSON,
+        None,
+    );
+    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    res
+}
+
+/// Picks the response media type from `Accept` (GraphQL over HTTP): the GraphQL response type
+/// unless the client accepts only `application/json`.
+fn negotiate(headers: &HeaderMap) -> Option<&'static str> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Some(GRAPHQL_RESPONSE);
+    };
+    let mut json = false;
+    let mut any = false;
+    for item in accept.split(',') {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let refused = parts.any(|p| p.replace(' ', "").eq_ignore_ascii_case("q=0"));
+        if refused {
+            continue;
+        }
+        match media.as_str() {
+            GRAPHQL_RESPONSE => return Some(GRAPHQL_RESPONSE),
+            JSON => json = true,
+            "*/*" | "application/*" => any = true,
+            _ => {}
+        }
+    }
+    if json {
+        Some(JSON)
+    } else if any || accept.trim().is_empty() {
+        Some(GRAPHQL_RESPONSE)
+    } else {
+        None
+    }
+}
+
+fn error_body(code: ErrorCode, message: &str, reason: Option<&str>) -> serde_json::Value {
+    let mut ext = json!({ "code": code.as_str() });
+    if let Some(r) = reason {
+        ext["reason"] = json!(r);
+    }
+    json!({ "errors": [{ "message": message, "extensions": ext }] })
+}
+
+fn error_response(status: StatusCode, code: ErrorCode, message: &str, media: &'static str, reason: Option<&str>) -> Response {
+    let body = serde_json::to_vec(&error_body(code, message, reason)).expect("JSON values serialise");
+    (status, [(header::CONTENT_TYPE, media)], body).into_response()
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, (StatusCode, ErrorCode, String, Option<&'static str>)> {
+    let unauth = |msg: &str, reason: Option<&'static str>| (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, msg.to_string(), reason);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(unauth("a bearer token is required (Authorization: Bearer <JWT>)", Some("TOKEN_MISSING")));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| unauth("the Authorization header must be `Bearer <JWT>`", Some("TOKEN_MISSING")))?;
+    let claims = match state.auth.verify(token).await {
+        Ok(c) => c,
+        Err(e) if e.is_server_side() => {
+            tracing::error!(error = %e, "Token verification could not complete");
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::IdentityProviderUnavailable,
+                "the identity provider's keys are unavailable; retry later".into(),
+                Some(e.code()),
+            ));
+        }
+        Err(e) => {
+            tracing::info!(reason = e.code(), "Token refused");
+            return Err(unauth(&e.to_string(), Some(auth_reason(&e))));
+        }
+    };
+    Principal::from_claims(&claims.iss, &claims.sub, &claims.org, &claims.roles, &claims.missions)
+        .map_err(|e| unauth(&e.to_string(), Some("TOKEN_INVALID_CLAIM")))
+}
+
+fn auth_reason(e: &AuthError) -> &'static str {
+    e.code()
+}
+
+async fn graphql(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+    let started = Instant::now();
+    let _ = method;
+    let Some(media) = negotiate(&headers) else {
+        state.metrics.record(406, started.elapsed());
+        return error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            ErrorCode::BadRequest,
+            "Accept must allow application/graphql-response+json or application/json",
+            JSON,
+            None,
+        );
+    };
+    let res = handle_graphql(&state, &headers, body, media).await;
+    state.metrics.record(res.status().as_u16(), started.elapsed());
+    res
+}
+
+async fn handle_graphql(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    media: &'static str,
+) -> Response {
+    let principal = match authenticate(state, headers).await {
+        Ok(p) => p,
+        Err((status, code, message, reason)) => {
+            let mut res = error_response(status, code, &message, media, reason);
+            if status == StatusCode::UNAUTHORIZED {
+                res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            return res;
+        }
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let (code, msg) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                (ErrorCode::PayloadTooLarge, "the request body is larger than the configured limit")
+            } else {
+                (ErrorCode::BadRequest, "the request body could not be read")
+            };
+            return error_response(status, code, msg, media, None);
+        }
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.to_ascii_lowercase().starts_with(JSON) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
+            "send the GraphQL request as Content-Type: application/json",
+            media,
+            None,
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                &format!("the body is not a GraphQL request (JSON with a `query` string): {e}"),
+                media,
+                None,
+            )
+        }
+    };
+    let operation = request.operation_name.clone().unwrap_or_default();
+    let response = crate::schema::execute(&state.schema, request, principal).await;
+    // A request error (unparsable, invalid, refused before execution) has no `data`.
+    let request_error = response.data == async_graphql::Value::Null && response.errors.iter().all(|e| e.path.is_empty());
+    let mut body = serde_json::Map::new();
+    if !request_error {
+        body.insert("data".into(), serde_json::to_value(&response.data).expect("GraphQL values serialise"));
+    }
+    if !response.errors.is_empty() {
+        body.insert("errors".into(), serde_json::to_value(&response.errors).expect("GraphQL errors serialise"));
+    }
+    if !response.extensions.is_empty() {
+        body.insert("extensions".into(), serde_json::to_value(&response.extensions).expect("extensions serialise"));
+    }
+    if !response.errors.is_empty() {
+        let codes: Vec<&str> = response
+            .errors
+            .iter()
+            .filter_map(|e| e.extensions.as_ref().and_then(|x| x.get("code")))
+            .filter_map(|v| match v {
+                async_graphql::Value::String(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        tracing::info!(operation = %operation, errors = response.errors.len(), codes = ?codes, "GraphQL operation had errors");
+    }
+    // GraphQL over HTTP: with application/json every well-formed request gets 200; with the
+    // GraphQL response type a request error is a 4xx.
+    let status = if request_error && media == GRAPHQL_RESPONSE { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let bytes = serde_json::to_vec(&serde_json::Value::Object(body)).expect("JSON values serialise");
+    (status, [(header::CONTENT_TYPE, media)], bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("valid header"));
+        h
+    }
+
+    #[test]
+    fn negotiation_follows_graphql_over_http() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(GRAPHQL_RESPONSE));
+        assert_eq!(negotiate(&accept("application/json")), Some(JSON));
+        assert_eq!(negotiate(&accept("application/graphql-response+json, application/json;q=0.9")), Some(GRAPHQL_RESPONSE));
+        assert_eq!(negotiate(&accept("application/json, application/graphql-response+json;q=0")), Some(JSON));
+        assert_eq!(negotiate(&accept("*/*")), Some(GRAPHQL_RESPONSE));
+        assert_eq!(negotiate(&accept("text/html")), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! The `casegraph` command: serve the gateway, import UN datasets, check configuration, mint
+//! development tokens, print the schemas.
+
+use anyhow::{bail, Context as _, Result};
+use casegraph::config::{self, Config, LogFormat};
+use casegraph::import::{self, ImportOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// CaseGraph — the GraphQL gateway of the UN database of violence against peacekeepers
+/// (Security Council resolution 2589).
+#[derive(Parser)]
+#[command(name = "casegraph", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file (default: config/casegraph.toml, else the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding `server.listen`.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate a configuration file and report every error with file, line and key.
+    CheckConfig {
+        /// Configuration file (default: config/casegraph.toml, else the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Print the JSON Schema of the configuration file (for editor completion).
+    ConfigSchema,
+    /// Import a UN Peace and Security Data Hub dataset into the case store.
+    Import {
+        /// Which dataset.
+        #[arg(value_enum)]
+        dataset: Dataset,
+        /// The CSV file.
+        file: PathBuf,
+        /// Configuration file naming the store.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Import the valid rows and report the others (default: write nothing if any row is bad).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Print a token signed by the local development issuer (demo only).
+    DevToken {
+        /// Organisation: a Member State's ISO alpha-3 code (MLI), UN or UN/<entity>, or AU.
+        #[arg(long)]
+        org: String,
+        /// Role(s): un-case-officer, un-analyst, focal-point, member-state-analyst, auditor, admin.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Subject (who the token speaks for).
+        #[arg(long, default_value = "demo-user")]
+        sub: String,
+        /// Mission code(s), for focal points.
+        #[arg(long = "mission")]
+        missions: Vec<String>,
+        /// Configuration file naming the dev issuer's key.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dataset {
+    /// DPPADPOSS-PKO: the list of missions.
+    Missions,
+    /// DPPADPOSS-FATALITIES: fatalities; malicious acts become cases.
+    Fatalities,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<(Config, String)> {
+    let (mut config, origin) = config::load_default_or(path.map(|p| p.as_path())).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Ok(url) = std::env::var("CASEGRAPH_STORE_URL") {
+        if !url.trim().is_empty() {
+            config.store.url = url;
+        }
+    }
+    Ok((config, origin))
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// Redacts the password of a store URL before it is printed.
+fn display_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<()> {
+    let (mut config, origin) = load_config(config.as_ref())?;
+    if let Some(l) = listen {
+        config.server.listen = l;
+    }
+    init_tracing(&config);
+    tracing::info!(config = %origin, store = %display_url(&config.store.url), "Starting CaseGraph");
+    let listen = config.server.listen.clone();
+    let dev = config.auth.dev_issuer.enabled;
+    let graphiql = config.server.graphiql;
+    let gateway = casegraph::Gateway::builder(config).build().await?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let cases = gateway.store().count_cases(&Default::default()).await?;
+    eprintln!("\nCaseGraph is listening on http://{addr}  ({cases} cases in the {} store)", gateway.store().backend());
+    if graphiql {
+        eprintln!("  GraphiQL:  http://{addr}/");
+    }
+    if dev {
+        eprintln!(
+            "\nGet a token (development issuer) in another terminal, then send a first query:\n\n  \
+             TOKEN=$(cargo run --release -q -- dev-token --org MLI --role member-state-analyst)\n  \
+             curl -s http://{addr}/graphql -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"query\":\"{{ cases(first: 3, filter: {{missions: [\\\"MINUSMA\\\"]}}) {{ totalCount nodes {{ reference incidentDate victimCount }} }} }}\"}}'\n"
+        );
+    }
+    gateway.serve(listener, shutdown_signal()).await?;
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
+    match load_config(path.as_ref()) {
+        Ok((config, origin)) => {
+            println!("{origin}: OK (store: {}, dev issuer: {}, JWKS issuer: {})",
+                display_url(&config.store.url),
+                if config.auth.dev_issuer.enabled { "enabled" } else { "disabled" },
+                config.auth.jwt.as_ref().map_or("none", |j| j.issuer.as_str()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn run_import(dataset: Dataset, file: PathBuf, config: Option<PathBuf>, skip_invalid: bool) -> Result<ExitCode> {
+    let (config, _) = load_config(config.as_ref())?;
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = casegraph::store::connect(&config.store.url, config.store.max_connections)
+        .await
+        .with_context(|| format!("cannot open the store at {}", display_url(&config.store.url)))?;
+    let started = std::time::Instant::now();
+    let progress = |done: usize, total: usize| {
+        if total >= 200 {
+            eprint!("\r  writing {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let opts = ImportOptions { skip_invalid, progress: Some(&progress) };
+    eprintln!("Importing {} into the {} store…", file.display(), store.backend());
+    let result = match dataset {
+        Dataset::Missions => import::import_missions(store.as_ref(), &bytes, opts).await,
+        Dataset::Fatalities => import::import_fatalities(store.as_ref(), &bytes, opts).await,
+    };
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for w in &report.warnings {
+        eprintln!("  note: {w}");
+    }
+    for r in &report.rejected {
+        eprintln!("  skipped {}:{r}", file.display());
+    }
+    println!(
+        "{}: {} rows read, {} out of scope, {} {} ({} victims); inserted {}, updated {}, unchanged {}; {} rejected; {:.2}s",
+        report.dataset,
+        report.rows_read,
+        report.rows_out_of_scope,
+        report.records,
+        match dataset {
+            Dataset::Missions => "missions",
+            Dataset::Fatalities => "cases",
+        },
+        report.victims,
+        report.counts.inserted,
+        report.counts.updated,
+        report.counts.unchanged,
+        report.rejected.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dev_token(org: String, roles: Vec<String>, sub: String, missions: Vec<String>, config: Option<PathBuf>) -> Result<()> {
+    let (config, origin) = load_config(config.as_ref())?;
+    let dev = &config.auth.dev_issuer;
+    if !dev.enabled {
+        bail!("the development issuer is disabled in {origin}: the server would refuse its tokens");
+    }
+    casegraph::access::Organisation::parse(&org).map_err(|e| anyhow::anyhow!("--org {org}: {e}"))?;
+    for r in &roles {
+        if casegraph::access::Role::parse(r).is_none() {
+            let known: Vec<&str> = casegraph::access::Role::ALL.iter().map(|r| r.as_str()).collect();
+            bail!("--role {r}: unknown role; known roles: {}", known.join(", "));
+        }
+    }
+    let issuer = casegraph::auth::DevIssuer::load_or_create(std::path::Path::new(&dev.key_file))?;
+    let token = issuer.mint(
+        &config.auth.audience,
+        &sub,
+        &org,
+        &roles,
+        &missions,
+        Duration::from_secs(dev.token_ttl_minutes * 60),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, listen } => serve(config, listen).await.map(|()| ExitCode::SUCCESS),
+        Command::CheckConfig { config } => check_config(config),
+        Command::Schema => {
+            print!("{}", casegraph::schema::sdl());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConfigSchema => {
+            println!("{}", serde_json::to_string_pretty(&config::json_schema()).expect("JSON values serialise"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { dataset, file, config, skip_invalid } => run_import(dataset, file, config, skip_invalid).await,
+        Command::DevToken { org, roles, sub, missions, config } => dev_token(org, roles, sub, missions, config).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

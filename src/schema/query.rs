@@ -1,0 +1,136 @@
+//! Queries.
+
+use super::inputs::{countries, CaseFilterInput, CaseOrderInput};
+use super::types::{
+    decode_cursor, encode_cursor, CapacityBuildingAssistance, Case, CaseConnection, CaseEdge, Mission, PageInfo,
+    Statistics, Viewer,
+};
+use super::{gate, principal, services, store_err};
+use crate::domain::{AssistanceKind, AssistanceStatus, MissionKind, MissionStatus};
+use crate::error::{gql_error, ErrorCode};
+use crate::store::{AssistanceFilter, CaseCursor, CaseFilter, CaseOrder, MissionFilter, StatisticsDimension};
+use async_graphql::{Context, Object, Result, ID};
+
+/// Default page size of `cases`.
+const DEFAULT_PAGE: i32 = 20;
+
+/// Entry points for reading.
+#[derive(Default)]
+pub struct QueryRoot;
+
+/// Refuses mission codes the store does not hold (one query for the whole filter).
+pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Result<()> {
+    if filter.missions.is_empty() {
+        return Ok(());
+    }
+    let found = services(ctx).store.missions_by_codes(&filter.missions).await.map_err(store_err)?;
+    if let Some(missing) = filter.missions.iter().find(|m| !found.iter().any(|f| f.code.as_str() == m.as_str())) {
+        return Err(gql_error(ErrorCode::UnknownMission, format!("filter.missions: no mission `{missing}`")));
+    }
+    Ok(())
+}
+
+#[Object]
+impl QueryRoot {
+    /// The caller, as the gateway sees it (subject, organisation, roles).
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
+        Ok(Viewer(principal(ctx)?.clone()))
+    }
+
+    /// Missions (and UN entities under which cases are recorded), ordered by code.
+    async fn missions(&self, ctx: &Context<'_>, status: Option<MissionStatus>, kind: Option<MissionKind>) -> Result<Vec<Mission>> {
+        gate(ctx, "Query", "missions")?;
+        let missions = services(ctx).store.list_missions(&MissionFilter { status, kind }).await.map_err(store_err)?;
+        Ok(missions.into_iter().map(Mission).collect())
+    }
+
+    /// One mission by code.
+    async fn mission(&self, ctx: &Context<'_>, code: String) -> Result<Option<Mission>> {
+        gate(ctx, "Query", "mission")?;
+        let found = services(ctx).store.missions_by_codes(&[code]).await.map_err(store_err)?;
+        Ok(found.into_iter().next().map(Mission))
+    }
+
+    /// Cases, filtered and ordered (default: most recent incident first), one page at a time:
+    /// pass the last `endCursor` as `after` to get the next page.
+    #[graphql(complexity = "first.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
+    async fn cases(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CaseFilterInput>,
+        order_by: Option<CaseOrderInput>,
+        #[graphql(desc = "Page size (default 20, at most the configured maximum).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> Result<CaseConnection> {
+        gate(ctx, "Query", "cases")?;
+        let svc = services(ctx);
+        let first = first.unwrap_or(DEFAULT_PAGE);
+        if first < 0 {
+            return Err(gql_error(ErrorCode::InvalidInput, "first must not be negative"));
+        }
+        let max = svc.limits.max_page_size;
+        let first = u32::try_from(first).expect("checked non-negative");
+        if first > max {
+            return Err(gql_error(ErrorCode::PageTooLarge, format!("first must be at most {max}")));
+        }
+        let filter = filter.unwrap_or_default().parse()?;
+        check_missions(ctx, &filter).await?;
+        let order: CaseOrder = order_by.map(Into::into).unwrap_or_default();
+        let cursor = after.as_deref().map(|a| decode_cursor(a, order)).transpose()?;
+        let mut rows = svc.store.list_cases(&filter, order, cursor.as_ref(), first + 1).await.map_err(store_err)?;
+        let has_next_page = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        let edges: Vec<CaseEdge> = rows
+            .into_iter()
+            .map(|c| CaseEdge { cursor: encode_cursor(&CaseCursor::after(&c, order)), node: Case(c) })
+            .collect();
+        Ok(CaseConnection {
+            page_info: PageInfo {
+                has_next_page,
+                has_previous_page: cursor.is_some(),
+                start_cursor: edges.first().map(|e| e.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            filter,
+        })
+    }
+
+    /// One case, by `id` or by `reference` (give exactly one).
+    async fn case(&self, ctx: &Context<'_>, id: Option<ID>, reference: Option<String>) -> Result<Option<Case>> {
+        gate(ctx, "Query", "case")?;
+        let store = &services(ctx).store;
+        match (id, reference) {
+            (Some(id), None) => Ok(store.cases_by_ids(&[id.0]).await.map_err(store_err)?.into_iter().next().map(Case)),
+            (None, Some(r)) => Ok(store.case_by_reference(r.trim()).await.map_err(store_err)?.map(Case)),
+            _ => Err(gql_error(ErrorCode::InvalidInput, "give exactly one of `id` and `reference`")),
+        }
+    }
+
+    /// Capacity-building assistance offered by the UN to host states (res. 2589 §5).
+    async fn capacity_building_assistance(
+        &self,
+        ctx: &Context<'_>,
+        host_states: Option<Vec<String>>,
+        kinds: Option<Vec<AssistanceKind>>,
+        status: Option<AssistanceStatus>,
+    ) -> Result<Vec<CapacityBuildingAssistance>> {
+        gate(ctx, "Query", "capacityBuildingAssistance")?;
+        let filter = AssistanceFilter {
+            host_states: countries("hostStates", &host_states.unwrap_or_default())?,
+            kinds: kinds.unwrap_or_default(),
+            status,
+        };
+        let rows = services(ctx).store.list_assistance(&filter).await.map_err(store_err)?;
+        Ok(rows.into_iter().map(CapacityBuildingAssistance).collect())
+    }
+
+    /// Counts of cases and victims grouped by mission, host state, year or act.
+    async fn statistics(&self, ctx: &Context<'_>, by: StatisticsDimension, filter: Option<CaseFilterInput>) -> Result<Statistics> {
+        gate(ctx, "Query", "statistics")?;
+        let filter = filter.unwrap_or_default().parse()?;
+        check_missions(ctx, &filter).await?;
+        let rows = services(ctx).store.statistics(by, &filter).await.map_err(store_err)?;
+        Ok(Statistics { by, rows, filter })
+    }
+}

@@ -1,0 +1,141 @@
+//! The UN case store: one [`Store`] trait, two backends.
+//!
+//! SQLite is the embedded default (a file under `./data/`), PostgreSQL the production backend.
+//! Both run the same SQL through sqlx's `Any` driver; each backend module owns its connection
+//! set-up, its migrations and the few statements where the dialects differ. Every write is one
+//! transaction; updates use optimistic concurrency on a per-case version number.
+
+mod postgres;
+mod records;
+mod sqlite;
+mod sql;
+
+pub use records::*;
+pub use sql::SqlStore;
+pub(crate) use sql::base_reference;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Store failures. Messages name what is wrong without repeating sensitive values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The record changed since the caller read it.
+    #[error("case {id} is at version {current}, not {expected}: it changed since you read it; re-read it and retry")]
+    VersionConflict {
+        /// Case id.
+        id: String,
+        /// Version the caller expected.
+        expected: i64,
+        /// Version in the store.
+        current: i64,
+    },
+    /// A unique value is already taken.
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// A referenced mission does not exist.
+    #[error("mission `{0}` is not in the store")]
+    UnknownMission(String),
+    /// The URL names no supported backend.
+    #[error("unsupported store URL scheme (expected sqlite: or postgres://)")]
+    UnsupportedUrl,
+    /// A stored value could not be read back (corrupt row, bad migration).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// Migrations failed.
+    #[error("migrating the store failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// The client-facing error code.
+    pub fn code(&self) -> crate::error::ErrorCode {
+        use crate::error::ErrorCode;
+        match self {
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::VersionConflict { .. } => ErrorCode::VersionConflict,
+            Self::Duplicate(_) => ErrorCode::Duplicate,
+            Self::UnknownMission(_) => ErrorCode::UnknownMission,
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                ErrorCode::StoreUnavailable
+            }
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The UN case store. Batch methods take many keys and answer in one query so that GraphQL
+/// data loaders cost a constant number of queries per request.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is ("sqlite" or "postgres").
+    fn backend(&self) -> &'static str;
+    /// Checks the store answers (readiness probe).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Statements executed since start (for tests and `/metrics`).
+    fn query_count(&self) -> u64;
+
+    /// Missions, optionally filtered.
+    async fn list_missions(&self, filter: &MissionFilter) -> StoreResult<Vec<MissionRecord>>;
+    /// Missions by code (batch).
+    async fn missions_by_codes(&self, codes: &[String]) -> StoreResult<Vec<MissionRecord>>;
+
+    /// One page of cases in the given order, starting after `after` (keyset pagination).
+    async fn list_cases(
+        &self,
+        filter: &CaseFilter,
+        order: CaseOrder,
+        after: Option<&CaseCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<CaseRecord>>;
+    /// How many cases match.
+    async fn count_cases(&self, filter: &CaseFilter) -> StoreResult<i64>;
+    /// Cases by id (batch).
+    async fn cases_by_ids(&self, ids: &[String]) -> StoreResult<Vec<CaseRecord>>;
+    /// A case by its reference.
+    async fn case_by_reference(&self, reference: &str) -> StoreResult<Option<CaseRecord>>;
+    /// Victims of many cases (batch).
+    async fn victims_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<VictimRecord>>;
+    /// Follow-up actions of many cases (batch).
+    async fn follow_ups_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<FollowUpRecord>>;
+    /// National references of many cases (batch).
+    async fn national_references_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<NationalReferenceRecord>>;
+    /// Assistance records linked to many cases (batch): (case id, record).
+    async fn assistance_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<(String, AssistanceRecord)>>;
+    /// Assistance records, optionally filtered.
+    async fn list_assistance(&self, filter: &AssistanceFilter) -> StoreResult<Vec<AssistanceRecord>>;
+    /// Counts of cases and victims grouped by one dimension.
+    async fn statistics(&self, by: StatisticsDimension, filter: &CaseFilter) -> StoreResult<Vec<StatisticsRow>>;
+
+    /// Records a new case; the store assigns id, reference and version 1.
+    async fn insert_case(&self, case: NewCase, actor: &str) -> StoreResult<CaseRecord>;
+    /// Changes a case if it is still at `expected_version`.
+    async fn update_case(&self, id: &str, expected_version: i64, patch: CasePatch, actor: &str) -> StoreResult<CaseRecord>;
+    /// Adds a victim to a case (bumps the case version; checks it when `expected_version` is given).
+    async fn add_victim(&self, case_id: &str, expected_version: Option<i64>, victim: NewVictim, actor: &str) -> StoreResult<VictimRecord>;
+    /// Records a follow-up action on a case (bumps the case version).
+    async fn add_follow_up(&self, case_id: &str, expected_version: Option<i64>, action: NewFollowUp, actor: &str) -> StoreResult<FollowUpRecord>;
+    /// Links a national case-file reference to a case (bumps the case version).
+    async fn link_national_reference(&self, case_id: &str, expected_version: Option<i64>, link: NewNationalReference, actor: &str) -> StoreResult<NationalReferenceRecord>;
+    /// Records capacity-building assistance.
+    async fn insert_assistance(&self, record: NewAssistance, actor: &str) -> StoreResult<AssistanceRecord>;
+
+    /// Upserts missions in one transaction (import).
+    async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts>;
+    /// Upserts imported cases and their victims in one transaction, keyed by `import_key`.
+    async fn import_cases(&self, cases: &[ImportedCase], source: &str, progress: &(dyn Fn(usize, usize) + Sync)) -> StoreResult<ImportCounts>;
+}
+
+/// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations.
+pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(SqlStore::connect(url, max_connections).await?))
+}
