@@ -25,6 +25,8 @@ pub enum WriteOperation {
     RecordAssistance,
     /// Link a national case-file reference.
     LinkNationalReference,
+    /// Designate a mission's focal point.
+    SetFocalPoint,
 }
 
 /// The outcome of an access decision.

@@ -32,10 +32,7 @@ pub struct AssistanceOf(pub String);
 
 type LoadError = Arc<crate::store::StoreError>;
 
-fn group<K: std::hash::Hash + Eq, V>(keys: &[K], items: Vec<V>, key_of: impl Fn(&V) -> K) -> HashMap<K, Vec<V>>
-where
-    K: Clone,
-{
+fn group<K: std::hash::Hash + Eq + Clone, V>(keys: &[K], items: Vec<V>, key_of: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
     let mut map: HashMap<K, Vec<V>> = keys.iter().cloned().map(|k| (k, Vec::new())).collect();
     for item in items {
         map.entry(key_of(&item)).or_default().push(item);

@@ -50,7 +50,8 @@ pub fn build(store: Arc<dyn Store>, options: SchemaOptions) -> CaseGraphSchema {
         .data(Services { store, access: Access::new(), limits: options.limits.clone() })
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
-        .limit_recursive_depth(64);
+        .limit_recursive_depth(64)
+        .extension(AliasLimit(options.limits.max_aliases));
     if !options.introspection {
         // Without introspection, "did you mean" suggestions would leak the schema too.
         builder = builder.disable_introspection().disable_suggestions();
@@ -66,10 +67,6 @@ pub fn sdl() -> String {
 /// Runs one request for a principal. Every error in the response carries `extensions.code`.
 pub async fn execute(schema: &CaseGraphSchema, request: async_graphql::Request, principal: Principal) -> async_graphql::Response {
     let store = Arc::clone(&schema_services(schema).store);
-    let max_aliases = schema_services(schema).limits.max_aliases;
-    if let Some(resp) = check_aliases(&request.query, max_aliases) {
-        return resp;
-    }
     let request = request.data(principal).data(DataLoader::new(StoreLoader { store }, tokio::spawn));
     let mut response = schema.execute(request).await;
     let failed_before_execution = response.data == async_graphql::Value::Null;
@@ -96,38 +93,57 @@ fn schema_services(schema: &CaseGraphSchema) -> &Services {
 }
 
 /// Refuses operations with more aliases than allowed (alias floods multiply resolver work).
-fn check_aliases(query: &str, max: usize) -> Option<async_graphql::Response> {
-    let doc = async_graphql::parser::parse_query(query).ok()?;
-    let mut count = 0usize;
-    fn walk(set: &async_graphql::parser::types::SelectionSet, count: &mut usize) {
-        use async_graphql::parser::types::Selection;
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(f) => {
-                    if f.node.alias.is_some() {
-                        *count += 1;
-                    }
-                    walk(&f.node.selection_set.node, count);
-                }
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, count),
-                Selection::FragmentSpread(_) => {}
-            }
+/// Runs on the document async-graphql has already parsed, so nothing is parsed twice.
+struct AliasLimit(usize);
+
+impl async_graphql::extensions::ExtensionFactory for AliasLimit {
+    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
+        Arc::new(AliasLimitExtension(self.0))
+    }
+}
+
+struct AliasLimitExtension(usize);
+
+#[async_trait::async_trait]
+impl async_graphql::extensions::Extension for AliasLimitExtension {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        let count = count_aliases(&doc);
+        if count > self.0 {
+            let mut err = async_graphql::ServerError::new(
+                format!("the operation has {count} aliases; at most {} are allowed", self.0),
+                None,
+            );
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", ErrorCode::OperationTooComplex.as_str());
+            err.extensions = Some(ext);
+            return Err(err);
         }
+        Ok(doc)
     }
-    for (_, op) in doc.operations.iter() {
-        walk(&op.node.selection_set.node, &mut count);
+}
+
+fn count_aliases(doc: &async_graphql::parser::types::ExecutableDocument) -> usize {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(f) => usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node),
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
     }
-    for frag in doc.fragments.values() {
-        walk(&frag.node.selection_set.node, &mut count);
-    }
-    if count <= max {
-        return None;
-    }
-    let mut err = async_graphql::ServerError::new(format!("the operation has {count} aliases; at most {max} are allowed"), None);
-    let mut ext = async_graphql::ErrorExtensionValues::default();
-    ext.set("code", ErrorCode::OperationTooComplex.as_str());
-    err.extensions = Some(ext);
-    Some(async_graphql::Response::from_errors(vec![err]))
+    let ops: usize = doc.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node)).sum();
+    let frags: usize = doc.fragments.values().map(|f| walk(&f.node.selection_set.node)).sum();
+    ops + frags
 }
 
 pub(crate) fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {

@@ -5,7 +5,7 @@ use super::inputs::{
     country, not_future, opt_text, text, AssistanceInput, FollowUpActionInput, NationalReferenceInput, ReportCaseInput,
     UpdateCaseInput, VictimInput,
 };
-use super::types::{CapacityBuildingAssistance, Case, FollowUpAction, NationalReference, Victim};
+use super::types::{CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Victim};
 use super::{authorize_write, services, store_err};
 use crate::access::WriteOperation;
 use crate::domain::{parse_reference, Act};
@@ -34,6 +34,26 @@ fn reference(arg: &'static str, raw: &str) -> Result<String> {
         crate::domain::ParseError::Empty(_) => gql_error(ErrorCode::EmptyValue, e.to_string()),
         _ => gql_error(ErrorCode::InvalidInput, e.to_string()),
     })
+}
+
+fn email(raw: &str) -> Result<String> {
+    let e = raw.trim();
+    let valid = e.len() <= 254
+        && e.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid {
+        return Err(gql_error(ErrorCode::InvalidInput, "focalPoint.email is not an e-mail address"));
+    }
+    Ok(e.to_string())
+}
+
+/// A mission focal point.
+#[derive(async_graphql::InputObject)]
+pub struct FocalPointInput {
+    /// Name or function title.
+    pub name: String,
+    /// Contact e-mail.
+    pub email: Option<String>,
 }
 
 async fn reload(ctx: &Context<'_>, id: &str) -> Result<Case> {
@@ -202,6 +222,22 @@ impl MutationRoot {
         let record = services(ctx).store.insert_assistance(record, &actor).await.map_err(store_err)?;
         tracing::info!(assistance = %record.id, operation = "recordAssistance", "Assistance recorded");
         Ok(CapacityBuildingAssistance(record))
+    }
+
+    /// Designates (or, with `focalPoint: null`, clears) a mission's focal point for safety and
+    /// security cases (res. 2589 §9).
+    async fn set_mission_focal_point(&self, ctx: &Context<'_>, mission: String, focal_point: Option<FocalPointInput>) -> Result<Mission> {
+        let actor = authorize_write(ctx, WriteOperation::SetFocalPoint)?;
+        let focal_point = match focal_point {
+            Some(f) => Some(crate::store::FocalPoint {
+                name: text("focalPoint.name", &f.name, 200)?,
+                email: f.email.as_deref().map(|e| email(e)).transpose()?,
+            }),
+            None => None,
+        };
+        let record = services(ctx).store.set_focal_point(mission.trim(), focal_point).await.map_err(store_err)?;
+        tracing::info!(mission = %record.code, actor = %actor, operation = "setMissionFocalPoint", "Focal point set");
+        Ok(Mission(record))
     }
 
     /// Links a national case-file reference to a case, so that host-state connectors can find it.

@@ -126,6 +126,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_follow_up(&self, case_id: &str, expected_version: Option<i64>, action: NewFollowUp, actor: &str) -> StoreResult<FollowUpRecord>;
     /// Links a national case-file reference to a case (bumps the case version).
     async fn link_national_reference(&self, case_id: &str, expected_version: Option<i64>, link: NewNationalReference, actor: &str) -> StoreResult<NationalReferenceRecord>;
+    /// Sets (or clears, with `None`) a mission's focal point (res. 2589 §9).
+    async fn set_focal_point(&self, code: &str, focal_point: Option<FocalPoint>) -> StoreResult<MissionRecord>;
     /// Records capacity-building assistance.
     async fn insert_assistance(&self, record: NewAssistance, actor: &str) -> StoreResult<AssistanceRecord>;
 

@@ -903,6 +903,25 @@ impl Store for SqlStore {
         })
     }
 
+    async fn set_focal_point(&self, code: &str, focal_point: Option<FocalPoint>) -> StoreResult<MissionRecord> {
+        let mut tx = self.begin_write().await?;
+        let mut sql = Sql::new("UPDATE missions SET focal_point_name = ");
+        sql.bind(focal_point.as_ref().map(|f| f.name.clone()));
+        sql.push(", focal_point_email = ").bind(focal_point.as_ref().and_then(|f| f.email.clone()));
+        sql.push(", updated_at = ").bind(now()).push(" WHERE code = ").bind(code);
+        self.counted();
+        if sql.query().execute(&mut *tx).await?.rows_affected() != 1 {
+            return Err(StoreError::UnknownMission(code.to_string()));
+        }
+        let mut read = Sql::new(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE code = "));
+        read.bind(code);
+        self.counted();
+        let row = read.query().fetch_one(&mut *tx).await?;
+        let mission = mission_from_row(&row)?;
+        tx.commit().await?;
+        Ok(mission)
+    }
+
     async fn insert_assistance(&self, record: NewAssistance, actor: &str) -> StoreResult<AssistanceRecord> {
         let mut tx = self.begin_write().await?;
         let mut ids: Vec<String> = record.case_ids.clone();
