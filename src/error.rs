@@ -47,6 +47,18 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// The identity provider's keys could not be fetched, so no token can be verified now.
     IdentityProviderUnavailable,
+    /// A host-state system did not answer in time.
+    ConnectorTimeout,
+    /// A host-state system could not be reached or failed (5xx, refused, overloaded).
+    ConnectorUnavailable,
+    /// A host-state system failed repeatedly; it is not called until it recovers.
+    ConnectorCircuitOpen,
+    /// A host-state system answered something its mapping cannot read.
+    ConnectorBadResponse,
+    /// A host-state system refused CaseGraph's credentials.
+    ConnectorAuthFailed,
+    /// A national value has no canonical mapping in the connector's tables.
+    ConnectorUnmappedValue,
     /// An unexpected failure; details are in the server log under the request id.
     Internal,
 }
@@ -75,6 +87,12 @@ impl ErrorCode {
             Self::Duplicate => "DUPLICATE",
             Self::StoreUnavailable => "STORE_UNAVAILABLE",
             Self::IdentityProviderUnavailable => "IDENTITY_PROVIDER_UNAVAILABLE",
+            Self::ConnectorTimeout => "CONNECTOR_TIMEOUT",
+            Self::ConnectorUnavailable => "CONNECTOR_UNAVAILABLE",
+            Self::ConnectorCircuitOpen => "CONNECTOR_CIRCUIT_OPEN",
+            Self::ConnectorBadResponse => "CONNECTOR_BAD_RESPONSE",
+            Self::ConnectorAuthFailed => "CONNECTOR_AUTH_FAILED",
+            Self::ConnectorUnmappedValue => "CONNECTOR_UNMAPPED_VALUE",
             Self::Internal => "INTERNAL",
         }
     }
@@ -87,6 +105,8 @@ impl ErrorCode {
             Self::Forbidden | Self::ForbiddenField => 403,
             Self::PayloadTooLarge => 413,
             Self::StoreUnavailable | Self::IdentityProviderUnavailable => 503,
+            Self::ConnectorTimeout => 504,
+            Self::ConnectorUnavailable | Self::ConnectorCircuitOpen | Self::ConnectorBadResponse | Self::ConnectorAuthFailed => 502,
             Self::Internal => 500,
             Self::NotFound => 404,
             Self::VersionConflict | Self::Duplicate => 409,

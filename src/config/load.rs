@@ -153,6 +153,13 @@ pub struct ConfigErrors {
 }
 
 impl ConfigErrors {
+    /// One error for the whole file.
+    pub fn single(error: ConfigError) -> Self {
+        Self { file: error.file.clone(), errors: vec![error] }
+    }
+}
+
+impl ConfigErrors {
     /// The errors, in file order.
     pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
         self.errors.iter()
@@ -241,13 +248,13 @@ pub(crate) fn load_toml_with_env<T: DeserializeOwned + Validate>(
     } = walker;
 
     // serde stops at the first type error. To still report every unknown key and every other
-    // type error, the offending value is removed and deserialization retried; validation only
-    // runs on a value that deserialized from the file as written.
+    // type error, the offending value is removed and deserialization retried; validation then
+    // runs on what is left, skipping rules about removed values.
     let mut json = json;
     let mut unknown: Vec<String> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
     let mut value = None;
-    for attempt in 0..MAX_TYPE_ERRORS {
+    for _ in 0..MAX_TYPE_ERRORS {
         let mut track = serde_path_to_error::Track::new();
         let result: Result<T, serde_json::Error> = {
             let de = serde_path_to_error::Deserializer::new(&json, &mut track);
@@ -260,9 +267,7 @@ pub(crate) fn load_toml_with_env<T: DeserializeOwned + Validate>(
         };
         match result {
             Ok(v) => {
-                if attempt == 0 {
-                    value = Some(v);
-                }
+                value = Some(v);
                 break;
             }
             Err(err) => {
@@ -302,6 +307,11 @@ pub(crate) fn load_toml_with_env<T: DeserializeOwned + Validate>(
         let mut validation = Validation::new();
         value.validate(&mut validation);
         for (key, message) in validation.errors {
+            // A rule about a removed value (or the table that held it) would only judge the
+            // default that replaced it.
+            if removed.iter().any(|r| within(&key, r) || within(r, &key)) {
+                continue;
+            }
             problems.push(Problem {
                 span: spans.value_span(&key),
                 key,
@@ -314,6 +324,15 @@ pub(crate) fn load_toml_with_env<T: DeserializeOwned + Validate>(
         Some(value) if problems.is_empty() => Ok(value),
         _ => Err(source.finish(problems, &secrets)),
     }
+}
+
+/// Whether `path` is `ancestor` or lies inside it (`auth.jwt.issuer` within `auth.jwt`; every
+/// path within the root, "").
+fn within(path: &str, ancestor: &str) -> bool {
+    ancestor.is_empty()
+        || path
+            .strip_prefix(ancestor)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 /// Most type errors reported for one file (each costs a deserialization pass).

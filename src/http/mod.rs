@@ -20,7 +20,6 @@ use axum::Router;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -47,8 +46,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .with_state(state)
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        // Enforced by the body extractor (not tower-http's layer, which answers a too-large
+        // Content-Length itself in plain text), so `graphql` answers 413 PAYLOAD_TOO_LARGE.
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {

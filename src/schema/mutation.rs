@@ -136,6 +136,16 @@ impl MutationRoot {
             summary: opt_text("summary", &input.summary, 10_000)?,
             perpetrator_groups: groups(input.perpetrator_groups)?,
         };
+        if patch.incident_date.is_some() || patch.reported_date.is_some() {
+            // Check the dates the case would end up with. When the case has moved on since
+            // `expectedVersion`, the store refuses the update with VERSION_CONFLICT anyway.
+            let current = reload(ctx, &id).await?.0;
+            let incident = patch.incident_date.unwrap_or(current.incident_date);
+            let reported = patch.reported_date.or(current.reported_date);
+            if current.version == i64::from(expected_version) && reported.is_some_and(|r| r < incident) {
+                return Err(gql_error(ErrorCode::InvalidDateRange, "reportedDate is before incidentDate"));
+            }
+        }
         let record = services(ctx)
             .store
             .update_case(&id, i64::from(expected_version), patch, &actor)

@@ -19,6 +19,12 @@ impl ScalarType for Date {
         }
     }
 
+    // Checked at validation, so that a malformed date fails the request as
+    // GRAPHQL_VALIDATION_FAILED instead of failing a resolver.
+    fn is_valid(value: &Value) -> bool {
+        matches!(value, Value::String(s) if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
+    }
+
     fn to_value(&self) -> Value {
         Value::String(self.0.to_string())
     }

@@ -414,17 +414,37 @@ impl CapacityBuildingAssistance {
     }
 }
 
+/// Bytes of check appended to a cursor.
+const CURSOR_CHECK_LEN: usize = 8;
+
+/// A check over a cursor's payload, so that a changed or made-up cursor is refused as
+/// `INVALID_CURSOR` instead of silently starting a page somewhere else. It is not a secret:
+/// a cursor only positions a page the caller may read anyway.
+fn cursor_check(payload: &[u8]) -> [u8; CURSOR_CHECK_LEN] {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new().chain_update(b"casegraph-cursor-v1\0").chain_update(payload).finalize();
+    let mut check = [0u8; CURSOR_CHECK_LEN];
+    check.copy_from_slice(&digest[..CURSOR_CHECK_LEN]);
+    check
+}
+
 /// Encodes a cursor (opaque to clients).
 pub(crate) fn encode_cursor(cursor: &CaseCursor) -> String {
-    let json = serde_json::to_vec(cursor).expect("a cursor serialises");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    let mut bytes = serde_json::to_vec(cursor).expect("a cursor serialises");
+    let check = cursor_check(&bytes);
+    bytes.extend_from_slice(&check);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Decodes a cursor issued for `order`.
 pub(crate) fn decode_cursor(raw: &str, order: crate::store::CaseOrder) -> Result<CaseCursor> {
     let invalid = || gql_error(ErrorCode::InvalidCursor, "`after` is not a cursor this server issued for this ordering");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
-    let cursor: CaseCursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let (payload, check) = bytes.split_at(bytes.len().checked_sub(CURSOR_CHECK_LEN).ok_or_else(invalid)?);
+    if check != cursor_check(payload) {
+        return Err(invalid());
+    }
+    let cursor: CaseCursor = serde_json::from_slice(payload).map_err(|_| invalid())?;
     let key_ok = match order.field {
         crate::store::CaseOrderField::VictimCount => cursor.key.is_i64(),
         crate::store::CaseOrderField::IncidentDate => {

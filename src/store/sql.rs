@@ -132,6 +132,12 @@ impl Sql {
                 Arg::Float(v) => q.bind(*v),
             };
         }
+        // sqlx 0.9's `Any` driver sends a NULL `f64` to PostgreSQL as FLOAT4. A prepared
+        // statement cached with that type then fails on the next non-NULL (8-byte) value
+        // ("incorrect binary data format"), so statements with a NULL float are not cached.
+        if self.args.iter().any(|a| matches!(a, Arg::Float(None))) {
+            q = q.persistent(false);
+        }
         q
     }
 }

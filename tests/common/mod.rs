@@ -43,7 +43,8 @@ pub const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// A fresh, empty PostgreSQL schema for one test, as a store URL; `None` (with a loud message)
 /// when no PostgreSQL is reachable, unless `CASEGRAPH_REQUIRE_POSTGRES=1`, which makes it fail.
 pub async fn postgres_url() -> Option<String> {
-    let base = std::env::var("CASEGRAPH_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.to_string());
+    let base =
+        std::env::var("CASEGRAPH_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.to_string());
     let required = std::env::var("CASEGRAPH_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
     sqlx::any::install_default_drivers();
     let conn = tokio::time::timeout(Duration::from_secs(5), sqlx::AnyPool::connect(&base)).await;
@@ -57,11 +58,16 @@ pub async fn postgres_url() -> Option<String> {
             eprintln!("\n!!!!! SKIPPED: PostgreSQL at {base} did not answer in 5 s; this PostgreSQL test did NOT run !!!!!\n");
             return None;
         }
-        Ok(Err(e)) => panic!("CASEGRAPH_REQUIRE_POSTGRES=1 but PostgreSQL at {base} is not reachable: {e}"),
+        Ok(Err(e)) => {
+            panic!("CASEGRAPH_REQUIRE_POSTGRES=1 but PostgreSQL at {base} is not reachable: {e}")
+        }
         Err(_) => panic!("CASEGRAPH_REQUIRE_POSTGRES=1 but PostgreSQL at {base} did not answer"),
     };
     let schema = format!("cg_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&pool).await.expect("create schema");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("create schema");
     pool.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Some(format!("{base}{sep}options[search_path]={schema}"))
@@ -76,13 +82,18 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { backend: Backend::Sqlite, import_bundled: true, configure: |_| {} }
+        Self {
+            backend: Backend::Sqlite,
+            import_bundled: true,
+            configure: |_| {},
+        }
     }
 }
 
 /// The demo configuration pointed at a temporary folder.
 pub fn test_config(dir: &std::path::Path, url: String) -> Config {
-    let mut config = casegraph::config::load_str(casegraph::config::EMBEDDED_DEFAULT, "embedded").expect("the embedded default loads");
+    let mut config = casegraph::config::load_str(casegraph::config::EMBEDDED_DEFAULT, "embedded")
+        .expect("the embedded default loads");
     config.store.url = url;
     config.auth.dev_issuer.key_file = dir.join("dev-key.pem").to_string_lossy().into_owned();
     config.server.listen = "127.0.0.1:0".into();
@@ -102,9 +113,14 @@ pub async fn try_spawn(opts: AppOptions) -> Option<TestApp> {
     (opts.configure)(&mut config);
     let audience = config.auth.audience.clone();
     let key_file = config.auth.dev_issuer.key_file.clone();
-    let gateway = casegraph::Gateway::builder(config).build().await.expect("the gateway starts");
+    let gateway = casegraph::Gateway::builder(config)
+        .build()
+        .await
+        .expect("the gateway starts");
     let store = Arc::clone(gateway.store());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
     let addr = listener.local_addr().expect("local addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(gateway.serve(listener, async move {
@@ -125,7 +141,9 @@ pub async fn try_spawn(opts: AppOptions) -> Option<TestApp> {
 
 /// Starts the gateway over SQLite with the bundled data.
 pub async fn spawn_app() -> TestApp {
-    try_spawn(AppOptions::default()).await.expect("SQLite is always available")
+    try_spawn(AppOptions::default())
+        .await
+        .expect("SQLite is always available")
 }
 
 impl TestApp {
@@ -133,7 +151,14 @@ impl TestApp {
     pub fn token(&self, org: &str, roles: &[&str]) -> String {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         self.dev
-            .mint(&self.audience, "test-user", org, &roles, &[], Duration::from_secs(600))
+            .mint(
+                &self.audience,
+                "test-user",
+                org,
+                &roles,
+                &[],
+                Duration::from_secs(600),
+            )
             .expect("mint")
     }
 
@@ -175,6 +200,10 @@ impl TestApp {
 pub fn error_codes(body: &Value) -> Vec<String> {
     body["errors"]
         .as_array()
-        .map(|errs| errs.iter().filter_map(|e| e["extensions"]["code"].as_str().map(str::to_string)).collect())
+        .map(|errs| {
+            errs.iter()
+                .filter_map(|e| e["extensions"]["code"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -1,0 +1,474 @@
+//! The declarative mapping from a national JSON record onto [`Proceedings`]: JSON pointers
+//! (RFC 6901) say where each field is, and tables map national labels ("information judiciaire")
+//! onto the canonical vocabulary. Unmapped labels are kept and reported, never dropped.
+
+use super::model::{CaseStage, Court, CourtType, Defendant, DefendantStatus, Mapped, Proceedings, StageEntry};
+use crate::config::Validation;
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Where a list of dated stages is, and where each entry's stage and date are.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct StageHistoryMapping {
+    /// Pointer to the array of stages, e.g. "/historique".
+    pub list: String,
+    /// Pointer, inside one entry, to its national stage label, e.g. "/etape".
+    pub stage: String,
+    /// Pointer, inside one entry, to its date, e.g. "/date".
+    pub date: String,
+}
+
+/// Where the list of defendants is, and where each defendant's fields are.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct DefendantsMapping {
+    /// Pointer to the array of defendants, e.g. "/accuses".
+    pub list: String,
+    /// Pointer to the name.
+    pub name: Option<String>,
+    /// Pointer to the national status label (mapped with `defendant_statuses`).
+    pub status: Option<String>,
+    /// Pointer to a true/false "tried in absentia" flag ("par défaut", "contumace").
+    pub in_absentia: Option<String>,
+    /// Pointer to the verdict.
+    pub verdict: Option<String>,
+    /// Pointer to the sentence.
+    pub sentence: Option<String>,
+}
+
+/// `[mapping]` of a connector file.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct MappingConfig {
+    /// Pointer to the array of records in a response; "" when the response is the array (or the
+    /// single record) itself.
+    pub records: String,
+    /// Pointer, inside a record, to the key it answers: the UN case reference or the national
+    /// reference, depending on `match_by`.
+    pub key: String,
+    /// Pointer to the national reference.
+    pub national_reference: Option<String>,
+    /// Pointer to the authority in charge (prosecutor's office, investigating judge).
+    pub authority: Option<String>,
+    /// Pointer to the current national stage label (mapped with `stages`).
+    pub stage: Option<String>,
+    /// The dated stage history.
+    pub stage_history: Option<StageHistoryMapping>,
+    /// Pointer to the court's name.
+    pub court_name: Option<String>,
+    /// Pointer to the court's national kind label (mapped with `court_types`).
+    pub court_type: Option<String>,
+    /// Pointer to the charges: an array of strings, or of objects (then see `charge_label`).
+    pub charges: Option<String>,
+    /// Pointer, inside one charge object, to its wording.
+    pub charge_label: Option<String>,
+    /// The defendants.
+    pub defendants: Option<DefendantsMapping>,
+    /// Pointer to the next hearing date.
+    pub next_hearing: Option<String>,
+    /// Pointer to when the source last changed the record.
+    pub updated_at: Option<String>,
+    /// Pointer to the source's own confidentiality marking.
+    pub marking: Option<String>,
+    /// National stage label → canonical stage (REPORTED, UNDER_INVESTIGATION, CHARGED, …).
+    /// Labels match ignoring case, surrounding spaces and the kind of apostrophe.
+    pub stages: BTreeMap<String, CaseStage>,
+    /// National defendant status label → canonical status (AT_LARGE, CONVICTED, …).
+    pub defendant_statuses: BTreeMap<String, DefendantStatus>,
+    /// National court kind label → CIVILIAN, MILITARY or SPECIAL.
+    pub court_types: BTreeMap<String, CourtType>,
+}
+
+/// Why a record could not be mapped at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// The record lacks its key.
+    #[error("a record has no key at `{0}`")]
+    MissingKey(String),
+    /// The records pointer does not lead to an array or object.
+    #[error("the response has no records at `{0}`")]
+    NoRecords(String),
+}
+
+/// What the mapping found in one record, for `casegraph connector test`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct MappingReport {
+    /// Configured pointers that found nothing in the record.
+    pub missing: Vec<String>,
+    /// National labels with no canonical mapping: (field, label).
+    pub unmapped: Vec<(String, String)>,
+}
+
+/// Normalises a national label for table look-up.
+pub fn normalise_label(s: &str) -> String {
+    s.trim()
+        .replace(['\u{2019}', '\u{2018}', '`', '\u{00b4}'], "'")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses `YYYY-MM-DD`, `DD/MM/YYYY` or the date part of an RFC 3339 timestamp.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%d/%m/%Y"))
+        .ok()
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.date_naive()))
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| parse_date(s).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc()))
+}
+
+struct Tables {
+    stages: BTreeMap<String, CaseStage>,
+    defendants: BTreeMap<String, DefendantStatus>,
+    courts: BTreeMap<String, CourtType>,
+}
+
+/// A validated mapping, ready to apply.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    config: MappingConfig,
+    stages: BTreeMap<String, CaseStage>,
+    defendants: BTreeMap<String, DefendantStatus>,
+    courts: BTreeMap<String, CourtType>,
+}
+
+impl Mapping {
+    /// Prepares a mapping (labels normalised once).
+    pub fn new(config: MappingConfig) -> Self {
+        let t = Tables {
+            stages: config.stages.iter().map(|(k, v)| (normalise_label(k), *v)).collect(),
+            defendants: config.defendant_statuses.iter().map(|(k, v)| (normalise_label(k), *v)).collect(),
+            courts: config.court_types.iter().map(|(k, v)| (normalise_label(k), *v)).collect(),
+        };
+        Self { config, stages: t.stages, defendants: t.defendants, courts: t.courts }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MappingConfig {
+        &self.config
+    }
+
+    /// The records of a response.
+    pub fn records<'a>(&self, response: &'a Value) -> Result<Vec<&'a Value>, MappingError> {
+        let at = if self.config.records.is_empty() { Some(response) } else { response.pointer(&self.config.records) };
+        match at {
+            Some(Value::Array(items)) => Ok(items.iter().collect()),
+            Some(Value::Null) | None if !self.config.records.is_empty() => Err(MappingError::NoRecords(self.config.records.clone())),
+            Some(obj @ Value::Object(_)) => Ok(vec![obj]),
+            Some(Value::Null) => Ok(vec![]),
+            _ => Err(MappingError::NoRecords(self.config.records.clone())),
+        }
+    }
+
+    /// The key a record answers.
+    pub fn key_of(&self, record: &Value) -> Result<String, MappingError> {
+        record.pointer(&self.config.key).and_then(text).ok_or_else(|| MappingError::MissingKey(self.config.key.clone()))
+    }
+
+    fn stage(&self, label: &str) -> Mapped<CaseStage> {
+        self.stages.get(&normalise_label(label)).map_or_else(|| Mapped::Unmapped(label.to_string()), |s| Mapped::Known(*s))
+    }
+
+    /// Maps one record; the report lists what was missing or unmapped.
+    pub fn apply(&self, record: &Value) -> Result<(Proceedings, MappingReport), MappingError> {
+        let c = &self.config;
+        let key = self.key_of(record)?;
+        let mut report = MappingReport::default();
+        let mut get = |field: &str, ptr: &Option<String>| -> Option<&Value> {
+            let p = ptr.as_ref()?;
+            let v = record.pointer(p).filter(|v| !v.is_null());
+            if v.is_none() {
+                report.missing.push(format!("{field} ({p})"));
+            }
+            v
+        };
+        let national_reference = get("national_reference", &c.national_reference).and_then(text);
+        let authority = get("authority", &c.authority).and_then(text);
+        let national_stage = get("stage", &c.stage).and_then(text);
+        let court_name = get("court_name", &c.court_name).and_then(text);
+        let court_label = get("court_type", &c.court_type).and_then(text);
+        let charges_v = get("charges", &c.charges).cloned();
+        let next_hearing = get("next_hearing", &c.next_hearing).and_then(text).and_then(|s| parse_date(&s));
+        let updated_at = get("updated_at", &c.updated_at).and_then(text).and_then(|s| parse_time(&s));
+        let marking = get("marking", &c.marking).and_then(text);
+        let stage = national_stage.as_deref().map(|l| self.stage(l));
+        if let Some(Mapped::Unmapped(l)) = &stage {
+            report.unmapped.push(("stage".into(), l.clone()));
+        }
+        let mut stage_history = Vec::new();
+        if let Some(h) = &c.stage_history {
+            match record.pointer(&h.list) {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let Some(label) = item.pointer(&h.stage).and_then(text) else { continue };
+                        let mapped = self.stage(&label);
+                        if let Mapped::Unmapped(l) = &mapped {
+                            report.unmapped.push(("stage_history.stage".into(), l.clone()));
+                        }
+                        stage_history.push(StageEntry {
+                            stage: mapped,
+                            national_label: label,
+                            date: item.pointer(&h.date).and_then(text).and_then(|s| parse_date(&s)),
+                        });
+                    }
+                    stage_history.sort_by_key(|e| e.date);
+                }
+                _ => report.missing.push(format!("stage_history ({})", h.list)),
+            }
+        }
+        let court_type = court_label.map(|l| {
+            self.courts.get(&normalise_label(&l)).map_or_else(
+                || {
+                    report.unmapped.push(("court_type".into(), l.clone()));
+                    Mapped::Unmapped(l.clone())
+                },
+                |t| Mapped::Known(*t),
+            )
+        });
+        let court = (court_name.is_some() || court_type.is_some()).then(|| Court { name: court_name, court_type });
+        let charges = match charges_v {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| match (&c.charge_label, i) {
+                    (Some(p), obj) if obj.is_object() => obj.pointer(p).and_then(text),
+                    _ => text(i),
+                })
+                .collect(),
+            Some(v) => text(&v).into_iter().collect(),
+            None => Vec::new(),
+        };
+        let mut defendants = Vec::new();
+        if let Some(d) = &c.defendants {
+            match record.pointer(&d.list) {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let at = |p: &Option<String>| p.as_ref().and_then(|p| item.pointer(p)).filter(|v| !v.is_null());
+                        let national_status = at(&d.status).and_then(text);
+                        let status = national_status.as_ref().map(|l| {
+                            self.defendants.get(&normalise_label(l)).map_or_else(
+                                || {
+                                    report.unmapped.push(("defendants.status".into(), l.clone()));
+                                    Mapped::Unmapped(l.clone())
+                                },
+                                |s| Mapped::Known(*s),
+                            )
+                        });
+                        let in_absentia = at(&d.in_absentia).and_then(|v| match v {
+                            Value::Bool(b) => Some(*b),
+                            Value::String(s) => match normalise_label(s).as_str() {
+                                "true" | "oui" | "yes" | "1" | "o" | "y" => Some(true),
+                                "false" | "non" | "no" | "0" | "n" => Some(false),
+                                _ => None,
+                            },
+                            Value::Number(n) => n.as_i64().map(|n| n != 0),
+                            _ => None,
+                        });
+                        defendants.push(Defendant {
+                            name: at(&d.name).and_then(text),
+                            status,
+                            national_status,
+                            in_absentia,
+                            verdict: at(&d.verdict).and_then(text),
+                            sentence: at(&d.sentence).and_then(text),
+                        });
+                    }
+                }
+                _ => report.missing.push(format!("defendants ({})", d.list)),
+            }
+        }
+        Ok((
+            Proceedings {
+                key,
+                national_reference,
+                authority,
+                stage,
+                national_stage,
+                stage_history,
+                court,
+                charges,
+                defendants,
+                next_hearing,
+                source_updated_at: updated_at,
+                marking,
+            },
+            report,
+        ))
+    }
+}
+
+fn check_pointer(v: &mut Validation, key: &str, p: &str, allow_empty: bool) {
+    if (p.is_empty() && !allow_empty) || (!p.is_empty() && !p.starts_with('/')) {
+        v.error(key, format!("`{p}` is not a JSON pointer: it starts with `/`, e.g. \"/dossier/reference\""));
+    }
+}
+
+impl MappingConfig {
+    /// Checks pointers and tables; `stages` must be non-empty when `stage` is mapped, and
+    /// labels must be unique once normalised.
+    pub fn validate_into(&self, v: &mut Validation) {
+        check_pointer(v, "mapping.records", &self.records, true);
+        check_pointer(v, "mapping.key", &self.key, false);
+        for (k, p) in [
+            ("national_reference", &self.national_reference),
+            ("authority", &self.authority),
+            ("stage", &self.stage),
+            ("court_name", &self.court_name),
+            ("court_type", &self.court_type),
+            ("charges", &self.charges),
+            ("charge_label", &self.charge_label),
+            ("next_hearing", &self.next_hearing),
+            ("updated_at", &self.updated_at),
+            ("marking", &self.marking),
+        ] {
+            if let Some(p) = p {
+                check_pointer(v, &format!("mapping.{k}"), p, false);
+            }
+        }
+        if let Some(h) = &self.stage_history {
+            check_pointer(v, "mapping.stage_history.list", &h.list, false);
+            check_pointer(v, "mapping.stage_history.stage", &h.stage, false);
+            check_pointer(v, "mapping.stage_history.date", &h.date, false);
+        }
+        if let Some(d) = &self.defendants {
+            check_pointer(v, "mapping.defendants.list", &d.list, false);
+            for (k, p) in [("name", &d.name), ("status", &d.status), ("in_absentia", &d.in_absentia), ("verdict", &d.verdict), ("sentence", &d.sentence)] {
+                if let Some(p) = p {
+                    check_pointer(v, &format!("mapping.defendants.{k}"), p, false);
+                }
+            }
+            if d.status.is_some() && self.defendant_statuses.is_empty() {
+                v.error("mapping.defendant_statuses", "defendants.status is mapped but the defendant_statuses table is empty");
+            }
+        }
+        if (self.stage.is_some() || self.stage_history.is_some()) && self.stages.is_empty() {
+            v.error("mapping.stages", "a stage is mapped but the stages table is empty");
+        }
+        if self.court_type.is_some() && self.court_types.is_empty() {
+            v.error("mapping.court_types", "court_type is mapped but the court_types table is empty");
+        }
+        dup_labels(v, "mapping.stages", self.stages.keys());
+        dup_labels(v, "mapping.defendant_statuses", self.defendant_statuses.keys());
+        dup_labels(v, "mapping.court_types", self.court_types.keys());
+    }
+
+    /// Canonical stages no national label maps to (reported by `check-config` as notes).
+    pub fn uncovered_stages(&self) -> Vec<CaseStage> {
+        CaseStage::ALL.iter().copied().filter(|s| !self.stages.values().any(|v| v == s)).collect()
+    }
+
+    /// Canonical defendant statuses no national label maps to.
+    pub fn uncovered_defendant_statuses(&self) -> Vec<DefendantStatus> {
+        DefendantStatus::ALL.iter().copied().filter(|s| !self.defendant_statuses.values().any(|v| v == s)).collect()
+    }
+}
+
+fn dup_labels<'a>(v: &mut Validation, key: &str, labels: impl Iterator<Item = &'a String>) {
+    let mut seen = BTreeMap::new();
+    for l in labels {
+        if let Some(first) = seen.insert(normalise_label(l), l.clone()) {
+            v.error(key, format!("labels `{first}` and `{l}` are the same once case and spacing are ignored"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapping() -> Mapping {
+        Mapping::new(MappingConfig {
+            records: "/dossiers".into(),
+            key: "/reference_onu".into(),
+            national_reference: Some("/numero".into()),
+            stage: Some("/etat".into()),
+            stage_history: Some(StageHistoryMapping { list: "/historique".into(), stage: "/etat".into(), date: "/date".into() }),
+            court_name: Some("/juridiction/nom".into()),
+            court_type: Some("/juridiction/type".into()),
+            charges: Some("/chefs".into()),
+            defendants: Some(DefendantsMapping {
+                list: "/accuses".into(),
+                name: Some("/nom".into()),
+                status: Some("/situation".into()),
+                in_absentia: Some("/par_defaut".into()),
+                verdict: Some("/verdict".into()),
+                sentence: Some("/peine".into()),
+            }),
+            next_hearing: Some("/prochaine_audience".into()),
+            stages: [
+                ("Information judiciaire".to_string(), CaseStage::UnderInvestigation),
+                ("Renvoi devant la cour d’assises".to_string(), CaseStage::TrialScheduled),
+                ("Arrêt rendu".to_string(), CaseStage::Judgment),
+            ]
+            .into(),
+            defendant_statuses: [("Condamné".to_string(), DefendantStatus::Convicted)].into(),
+            court_types: [("Cour d'assises".to_string(), CourtType::Civilian)].into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_french_record_maps_onto_the_canonical_model() {
+        let m = mapping();
+        let resp = json!({"dossiers": [{
+            "reference_onu": "MINUSMA-20150528", "numero": "RP-12/2015", "etat": "arrêt rendu",
+            "historique": [{"etat": "Renvoi devant la cour d'assises", "date": "24/01/2020"}, {"etat": "information judiciaire", "date": "2015-06-01"}],
+            "juridiction": {"nom": "Cour d'assises de Bamako", "type": "cour d’assises"},
+            "chefs": ["assassinat", "terrorisme"],
+            "accuses": [{"nom": "X", "situation": "Condamné", "par_defaut": "oui", "verdict": "coupable", "peine": "mort"},
+                        {"nom": "Y", "situation": "en fuite", "par_defaut": false}],
+            "prochaine_audience": null
+        }]});
+        let records = m.records(&resp).expect("records");
+        let (p, report) = m.apply(records[0]).expect("maps");
+        assert_eq!(p.key, "MINUSMA-20150528");
+        assert_eq!(p.stage, Some(Mapped::Known(CaseStage::Judgment)));
+        assert_eq!(p.stage_history.len(), 2);
+        assert_eq!(p.stage_history[0].stage, Mapped::Known(CaseStage::UnderInvestigation), "sorted by date");
+        assert_eq!(p.court.as_ref().and_then(|c| c.court_type.clone()), Some(Mapped::Known(CourtType::Civilian)));
+        assert_eq!(p.charges, vec!["assassinat", "terrorisme"]);
+        assert_eq!(p.defendants[0].status, Some(Mapped::Known(DefendantStatus::Convicted)));
+        assert_eq!(p.defendants[0].in_absentia, Some(true));
+        assert_eq!(p.defendants[1].status, Some(Mapped::Unmapped("en fuite".into())), "unmapped labels are kept");
+        assert_eq!(report.unmapped, vec![("defendants.status".to_string(), "en fuite".to_string())]);
+        assert_eq!(report.missing, vec!["next_hearing (/prochaine_audience)".to_string()]);
+    }
+
+    #[test]
+    fn a_record_without_its_key_is_refused() {
+        let m = mapping();
+        assert_eq!(m.apply(&json!({"numero": "1"})), Err(MappingError::MissingKey("/reference_onu".into())));
+        assert!(m.records(&json!({"autre": []})).is_err());
+    }
+
+    #[test]
+    fn bad_pointers_and_empty_tables_are_reported() {
+        let mut v = Validation::new();
+        MappingConfig { key: "reference".into(), stage: Some("/etat".into()), ..Default::default() }.validate_into(&mut v);
+        let keys: Vec<&str> = v.errors().iter().map(|(k, _)| k.as_str()).collect();
+        assert!(keys.contains(&"mapping.key"), "{keys:?}");
+        assert!(keys.contains(&"mapping.stages"), "{keys:?}");
+    }
+}

@@ -1,0 +1,195 @@
+//! The canonical model of national proceedings (DESIGN.md): what every connector maps its
+//! national vocabulary onto.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+macro_rules! canonical_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+                 async_graphql::Enum, Serialize, Deserialize, schemars::JsonSchema)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Canonical spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Parses the canonical spelling.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+canonical_enum! {
+    /// Where a national case stands (grounded in UN-CTS stages and ICC outcome categories).
+    CaseStage {
+        /// Reported to the authorities.
+        Reported = "REPORTED",
+        /// Referred to the national authority (prosecutor).
+        ReferredToNationalAuthority = "REFERRED_TO_NATIONAL_AUTHORITY",
+        /// Under investigation.
+        UnderInvestigation = "UNDER_INVESTIGATION",
+        /// A suspect is identified.
+        SuspectIdentified = "SUSPECT_IDENTIFIED",
+        /// Charges brought.
+        Charged = "CHARGED",
+        /// Trial scheduled.
+        TrialScheduled = "TRIAL_SCHEDULED",
+        /// Trial ongoing.
+        TrialOngoing = "TRIAL_ONGOING",
+        /// Judgment delivered.
+        Judgment = "JUDGMENT",
+        /// Appeal pending.
+        AppealPending = "APPEAL_PENDING",
+        /// Final.
+        Final = "FINAL",
+        /// Closed: no suspect identified.
+        ClosedNoSuspect = "CLOSED_NO_SUSPECT",
+        /// Dismissed.
+        Dismissed = "DISMISSED",
+        /// Charges withdrawn.
+        ChargesWithdrawn = "CHARGES_WITHDRAWN",
+        /// Suspended: suspect at large.
+        SuspendedSuspectAtLarge = "SUSPENDED_SUSPECT_AT_LARGE",
+        /// Extinguished (death of the accused, amnesty, limitation).
+        Extinguished = "EXTINGUISHED",
+        /// Transferred to another jurisdiction.
+        Transferred = "TRANSFERRED",
+        /// The source holds no information on the stage.
+        NoInformation = "NO_INFORMATION",
+    }
+}
+
+canonical_enum! {
+    /// Where a defendant stands.
+    DefendantStatus {
+        /// At large.
+        AtLarge = "AT_LARGE",
+        /// A warrant is issued.
+        WarrantIssued = "WARRANT_ISSUED",
+        /// Arrested.
+        Arrested = "ARRESTED",
+        /// In custody.
+        InCustody = "IN_CUSTODY",
+        /// Provisionally released.
+        ProvisionallyReleased = "PROVISIONALLY_RELEASED",
+        /// Convicted.
+        Convicted = "CONVICTED",
+        /// Acquitted.
+        Acquitted = "ACQUITTED",
+        /// Serving a sentence.
+        SentenceServing = "SENTENCE_SERVING",
+        /// Sentence served.
+        SentenceServed = "SENTENCE_SERVED",
+        /// Deceased.
+        Deceased = "DECEASED",
+    }
+}
+
+canonical_enum! {
+    /// Kind of court.
+    CourtType {
+        /// Ordinary civilian court.
+        Civilian = "CIVILIAN",
+        /// Military court.
+        Military = "MILITARY",
+        /// Special court or chamber (e.g. a specialised terrorism court).
+        Special = "SPECIAL",
+    }
+}
+
+/// A canonical value, or the national label that has no mapping (kept, never dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mapped<T> {
+    /// Mapped onto the canonical vocabulary.
+    Known(T),
+    /// The national label that the connector's table does not map.
+    Unmapped(String),
+}
+
+/// One dated stage of the national case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageEntry {
+    /// Canonical stage.
+    pub stage: Mapped<CaseStage>,
+    /// The national label, as the source gives it.
+    pub national_label: String,
+    /// When it was reached.
+    pub date: Option<NaiveDate>,
+}
+
+/// The court seized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Court {
+    /// Name.
+    pub name: Option<String>,
+    /// Kind.
+    pub court_type: Option<Mapped<CourtType>>,
+}
+
+/// A person prosecuted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Defendant {
+    /// Name, as the source gives it.
+    pub name: Option<String>,
+    /// Status.
+    pub status: Option<Mapped<DefendantStatus>>,
+    /// The national status label.
+    pub national_status: Option<String>,
+    /// Tried in absentia.
+    pub in_absentia: Option<bool>,
+    /// Verdict, as worded by the court.
+    pub verdict: Option<String>,
+    /// Sentence, as worded by the court.
+    pub sentence: Option<String>,
+}
+
+/// National proceedings on one UN case, as one connector reports them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proceedings {
+    /// The key the record was matched by (UN reference or national reference).
+    pub key: String,
+    /// The national reference.
+    pub national_reference: Option<String>,
+    /// The authority in charge.
+    pub authority: Option<String>,
+    /// Current canonical stage.
+    pub stage: Option<Mapped<CaseStage>>,
+    /// Current national stage label.
+    pub national_stage: Option<String>,
+    /// Dated stage history, oldest first.
+    pub stage_history: Vec<StageEntry>,
+    /// Court.
+    pub court: Option<Court>,
+    /// Charges.
+    pub charges: Vec<String>,
+    /// Defendants.
+    pub defendants: Vec<Defendant>,
+    /// Next hearing.
+    pub next_hearing: Option<NaiveDate>,
+    /// When the source last changed the record.
+    pub source_updated_at: Option<DateTime<Utc>>,
+    /// The source's own confidentiality marking, as given.
+    pub marking: Option<String>,
+}
+
+/// How fresh a served record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, Serialize)]
+pub enum FreshnessState {
+    /// Fetched from the source for this request.
+    Live,
+    /// Served from the cache within its time to live.
+    Cached,
+    /// Served from the cache past its time to live because the source failed.
+    Stale,
+}

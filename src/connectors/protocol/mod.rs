@@ -1,0 +1,140 @@
+//! Kind `protocol`: a system that implements the CaseGraph connector protocol
+//! (`docs/connector-protocol.md`) directly. Its records are already canonical, so there is no
+//! mapping to write: only where the system is and how to authenticate.
+
+pub mod reference;
+
+use super::config::MatchBy;
+use super::error::ConnectorError;
+use super::mapping::{DefendantsMapping, Mapping, MappingConfig, StageHistoryMapping};
+use super::model::{CaseStage, CourtType, DefendantStatus};
+use super::upstream::Upstream;
+use super::{Connector, Fetched};
+use crate::config::Validation;
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The protocol version this gateway speaks.
+pub const PROTOCOL_VERSION: &str = "casegraph-connector/1";
+
+/// `[protocol]` of a connector file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Base URL of the system's protocol endpoints, e.g. "https://justice.example.gov/casegraph/v1".
+    /// CaseGraph calls `POST {base_url}/lookup`, `GET {base_url}/capabilities` and
+    /// `GET {base_url}/health`.
+    pub base_url: String,
+}
+
+impl ProtocolConfig {
+    /// Checks the URL.
+    pub fn validate_into(&self, v: &mut Validation) {
+        check_base_url(v, "protocol.base_url", &self.base_url);
+    }
+}
+
+/// Checks that a base URL is http(s), and https unless it is a loopback address.
+pub(crate) fn check_base_url(v: &mut Validation, key: &str, url: &str) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        v.error(key, "must be a URL such as \"https://justice.example.gov/api\"");
+        return;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let hostname = if host.starts_with('[') { host.split(']').next().map_or(host, |h| &h[1..]) } else { host.split(':').next().unwrap_or(host) };
+    if hostname.is_empty() {
+        v.error(key, "has no host");
+        return;
+    }
+    let loopback = matches!(hostname, "127.0.0.1" | "localhost" | "::1");
+    match scheme {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => v.error(key, "must use https:// (plain http is accepted only for 127.0.0.1 and localhost)"),
+        _ => v.error(key, format!("scheme `{scheme}` is not http or https")),
+    }
+}
+
+/// The mapping of canonical protocol records: every table maps a canonical value to itself.
+pub fn canonical_mapping() -> Mapping {
+    Mapping::new(MappingConfig {
+        records: String::new(),
+        key: "/key".into(),
+        national_reference: Some("/national_reference".into()),
+        authority: Some("/authority".into()),
+        stage: Some("/stage".into()),
+        stage_history: Some(StageHistoryMapping { list: "/stage_history".into(), stage: "/stage".into(), date: "/date".into() }),
+        court_name: Some("/court/name".into()),
+        court_type: Some("/court/type".into()),
+        charges: Some("/charges".into()),
+        charge_label: None,
+        defendants: Some(DefendantsMapping {
+            list: "/defendants".into(),
+            name: Some("/name".into()),
+            status: Some("/status".into()),
+            in_absentia: Some("/in_absentia".into()),
+            verdict: Some("/verdict".into()),
+            sentence: Some("/sentence".into()),
+        }),
+        next_hearing: Some("/next_hearing".into()),
+        updated_at: Some("/updated_at".into()),
+        marking: Some("/marking".into()),
+        stages: CaseStage::ALL.iter().map(|s| (s.as_str().to_string(), *s)).collect(),
+        defendant_statuses: DefendantStatus::ALL.iter().map(|s| (s.as_str().to_string(), *s)).collect(),
+        court_types: CourtType::ALL.iter().map(|s| (s.as_str().to_string(), *s)).collect(),
+    })
+}
+
+/// A protocol client.
+pub struct ProtocolConnector {
+    config: ProtocolConfig,
+    match_by: MatchBy,
+    upstream: Upstream,
+}
+
+impl ProtocolConnector {
+    /// A client for `config`.
+    pub fn new(config: ProtocolConfig, match_by: MatchBy, upstream: Upstream) -> Self {
+        Self { config, match_by, upstream }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.config.base_url.trim_end_matches('/'))
+    }
+}
+
+fn match_by_str(m: MatchBy) -> &'static str {
+    match m {
+        MatchBy::UnReference => "un_reference",
+        MatchBy::NationalReference => "national_reference",
+    }
+}
+
+#[async_trait]
+impl Connector for ProtocolConnector {
+    async fn fetch(&self, keys: &[String]) -> Result<Fetched, ConnectorError> {
+        let url = self.url("lookup");
+        let body = json!({ "match_by": match_by_str(self.match_by), "keys": keys });
+        let reply = self.upstream.send_json(&|c: &reqwest::Client| c.post(&url).json(&body)).await?;
+        if reply.status != 200 {
+            return Err(ConnectorError::bad_response(format!("POST /lookup answered HTTP {}", reply.status)));
+        }
+        let records = match reply.body.get("records") {
+            Some(Value::Array(items)) => items.clone(),
+            _ => return Err(ConnectorError::bad_response("POST /lookup answered without a `records` array")),
+        };
+        Ok(Fetched { raw: reply.body, records })
+    }
+
+    async fn probe(&self) -> Result<(), ConnectorError> {
+        let url = self.url("health");
+        let reply = self.upstream.send_json(&|c: &reqwest::Client| c.get(&url)).await?;
+        match reply.body.get("status").and_then(Value::as_str) {
+            Some("ok") if reply.status == 200 => Ok(()),
+            _ => Err(ConnectorError::unavailable(format!("GET /health answered HTTP {} without status \"ok\"", reply.status))),
+        }
+    }
+}
