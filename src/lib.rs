@@ -15,6 +15,7 @@
 pub mod access;
 pub mod auth;
 pub mod config;
+pub mod connectors;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -42,6 +43,9 @@ pub enum GatewayError {
     /// Authentication could not be set up.
     #[error("setting up authentication failed: {0}")]
     Auth(#[from] auth::AuthSetupError),
+    /// A connector file is invalid or a connector could not be built.
+    #[error("loading the host-state connectors failed:\n{0}")]
+    Connectors(#[from] connectors::ConnectorSetupError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client failed: {0}")]
     Http(#[from] reqwest::Error),
@@ -52,6 +56,7 @@ pub struct Gateway {
     router: Router,
     store: Arc<dyn Store>,
     authenticator: auth::Authenticator,
+    connectors: connectors::Connectors,
     config: Config,
 }
 
@@ -75,6 +80,11 @@ impl Gateway {
     /// The case store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The host-state connectors.
+    pub fn connectors(&self) -> &connectors::Connectors {
+        &self.connectors
     }
 
     /// The token verifier (and the development issuer, when enabled).
@@ -135,8 +145,10 @@ impl GatewayBuilder {
         }
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         let authenticator = auth::Authenticator::new(&config.auth, http).await?;
+        let connectors = load_connectors(&config.connectors.dir).await?;
         let schema = schema::build(
             Arc::clone(&store),
+            connectors.clone(),
             schema::SchemaOptions { introspection: config.server.introspection, limits: config.limits.clone() },
         );
         let state = http::AppState {
@@ -144,9 +156,24 @@ impl GatewayBuilder {
             auth: authenticator.clone(),
             store: Arc::clone(&store),
             metrics: Arc::new(http::Metrics::default()),
+            connectors: connectors.clone(),
             graphiql: config.server.graphiql,
         };
         let router = http::router(state, config.server.body_limit_bytes);
-        Ok(Gateway { router, store, authenticator, config })
+        Ok(Gateway { router, store, authenticator, connectors, config })
     }
+}
+
+/// Loads the connectors of `dir`; an empty setting means none, a missing folder is skipped
+/// with a warning, an invalid file stops the start.
+async fn load_connectors(dir: &str) -> Result<connectors::Connectors, GatewayError> {
+    if dir.trim().is_empty() {
+        return Ok(connectors::Connectors::none());
+    }
+    let path = std::path::Path::new(dir);
+    if !path.is_dir() {
+        tracing::warn!(dir, "No connectors folder: national proceedings are off");
+        return Ok(connectors::Connectors::none());
+    }
+    Ok(connectors::load_and_build(path).await?)
 }

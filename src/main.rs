@@ -54,6 +54,24 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Host-state connectors: test one against its real upstream.
+    Connector {
+        #[command(subcommand)]
+        command: ConnectorCommand,
+    },
+    /// Serve the reference implementation of the CaseGraph connector protocol from a JSON file
+    /// of canonical records (docs/connector-protocol.md).
+    ProtocolReference {
+        /// JSON file: an array of canonical records.
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:4801")]
+        listen: String,
+        /// Name of an environment variable holding the bearer token clients must send.
+        #[arg(long)]
+        token_env: Option<String>,
+    },
     /// Print a token signed by the local development issuer (demo only).
     DevToken {
         /// Organisation: a Member State's ISO alpha-3 code (MLI), UN or UN/<entity>, or AU.
@@ -69,6 +87,23 @@ enum Command {
         #[arg(long = "mission")]
         missions: Vec<String>,
         /// Configuration file naming the dev issuer's key.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCommand {
+    /// Call the connector's real upstream for one case and show the raw response, the mapped
+    /// result, and every missing or unmapped field. Exits non-zero when the mapping fails.
+    Test {
+        /// Connector id (the file name without .toml, or its `id`).
+        id: String,
+        /// The key to look up: a UN case reference (MINUSMA-20210113) or a national reference,
+        /// depending on the connector's `match_by`.
+        #[arg(long)]
+        reference: String,
+        /// Configuration file naming the connectors folder.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -166,12 +201,42 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<()> {
 }
 
 fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
-    match load_config(path.as_ref()) {
-        Ok((config, origin)) => {
-            println!("{origin}: OK (store: {}, dev issuer: {}, JWKS issuer: {})",
-                display_url(&config.store.url),
-                if config.auth.dev_issuer.enabled { "enabled" } else { "disabled" },
-                config.auth.jwt.as_ref().map_or("none", |j| j.issuer.as_str()));
+    let (config, origin) = match load_config(path.as_ref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!(
+        "{origin}: OK (store: {}, dev issuer: {}, JWKS issuer: {})",
+        display_url(&config.store.url),
+        if config.auth.dev_issuer.enabled { "enabled" } else { "disabled" },
+        config.auth.jwt.as_ref().map_or("none", |j| j.issuer.as_str())
+    );
+    let dir = config.connectors.dir.trim();
+    if dir.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !std::path::Path::new(dir).is_dir() {
+        println!("{dir}: no such folder: no connectors will be loaded");
+        return Ok(ExitCode::SUCCESS);
+    }
+    match casegraph::connectors::load_dir(std::path::Path::new(dir)) {
+        Ok(files) => {
+            for f in &files {
+                println!("{}: OK (connector {}, kind {}, host states {})", f.path.display(), f.id, f.file.kind.as_str(), f.file.host_states.join(", "));
+                if let Some(m) = &f.file.mapping {
+                    let stages: Vec<&str> = m.uncovered_stages().iter().map(|s| s.as_str()).collect();
+                    if !stages.is_empty() && m.stage.is_some() {
+                        println!("  note: no national stage maps to {}", stages.join(", "));
+                    }
+                    let statuses: Vec<&str> = m.uncovered_defendant_statuses().iter().map(|s| s.as_str()).collect();
+                    if !statuses.is_empty() && m.defendants.as_ref().is_some_and(|d| d.status.is_some()) {
+                        println!("  note: no national defendant status maps to {}", statuses.join(", "));
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -261,6 +326,77 @@ fn dev_token(org: String, roles: Vec<String>, sub: String, missions: Vec<String>
     Ok(())
 }
 
+async fn connector_test(id: String, reference: String, config: Option<PathBuf>) -> Result<ExitCode> {
+    use casegraph::connectors;
+    let (config, origin) = load_config(config.as_ref())?;
+    if config.connectors.dir.trim().is_empty() {
+        bail!("{origin} names no connectors folder ([connectors] dir)");
+    }
+    let files = match connectors::load_dir(std::path::Path::new(&config.connectors.dir)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let Some(loaded) = files.iter().find(|f| f.id == id) else {
+        let ids: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
+        bail!("no connector `{id}` in {}; known: {}", config.connectors.dir, ids.join(", "));
+    };
+    let handle = connectors::build(loaded).await?;
+    println!(
+        "Connector {} — {} (kind {}, host states {}, matching by {:?})",
+        handle.id,
+        handle.name,
+        handle.kind.as_str(),
+        handle.host_states.join(", "),
+        handle.match_by
+    );
+    println!("Looking up {reference} (uncached)…\n");
+    let report = match handle.runtime.test(&reference).await {
+        Ok(r) => r,
+        Err(e) => {
+            println!("FAILED: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    println!("Raw response:\n{}\n", serde_json::to_string_pretty(&report.raw).unwrap_or_default());
+    if report.mapped.is_empty() {
+        println!("FAILED: the system returned no record for {reference}");
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut failed = false;
+    for (i, (proceedings, mapping)) in report.mapped.iter().enumerate() {
+        println!("Mapped record {}:\n{}\n", i + 1, serde_json::to_string_pretty(proceedings).unwrap_or_default());
+        for m in &mapping.missing {
+            println!("  missing: {m} — the pointer found nothing in this record");
+        }
+        for (field, label) in &mapping.unmapped {
+            failed = true;
+            println!("  UNMAPPED: {field} `{label}` — add it to the connector's table in [mapping]");
+        }
+    }
+    if failed {
+        println!("\nFAILED: some national values have no canonical mapping");
+        Ok(ExitCode::FAILURE)
+    } else {
+        println!("\nOK: every value mapped");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn protocol_reference(data: PathBuf, listen: String, token_env: Option<String>) -> Result<()> {
+    let token = match token_env {
+        Some(var) => Some(std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?),
+        None => None,
+    };
+    let server = casegraph::connectors::protocol::reference::ReferenceServer::from_file(&data, token).map_err(|e| anyhow::anyhow!(e))?;
+    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("CaseGraph connector protocol reference server on http://{} ({})", listener.local_addr()?, data.display());
+    axum::serve(listener, server.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -276,6 +412,8 @@ async fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { dataset, file, config, skip_invalid } => run_import(dataset, file, config, skip_invalid).await,
+        Command::Connector { command: ConnectorCommand::Test { id, reference, config } } => connector_test(id, reference, config).await,
+        Command::ProtocolReference { data, listen, token_env } => protocol_reference(data, listen, token_env).await.map(|()| ExitCode::SUCCESS),
         Command::DevToken { org, roles, sub, missions, config } => dev_token(org, roles, sub, missions, config).map(|()| ExitCode::SUCCESS),
     };
     match result {

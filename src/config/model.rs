@@ -21,6 +21,24 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Host-state connectors.
+    pub connectors: ConnectorsConfig,
+}
+
+/// Where the host-state connector files are.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    /// Folder of connector files (`*.toml`), relative to the working directory. Empty: no
+    /// connectors. A folder that does not exist is skipped with a warning.
+    pub dir: String,
+}
+
+impl Default for ConnectorsConfig {
+    fn default() -> Self {
+        Self { dir: String::new() }
+    }
 }
 
 /// HTTP server settings.

@@ -62,3 +62,48 @@ impl Metrics {
         out
     }
 }
+
+/// Connector figures: calls, failures, cache hits, stale answers, state and latency quantiles.
+pub fn render_connectors(connectors: &crate::connectors::Connectors) -> String {
+    let mut out = String::new();
+    if connectors.all().is_empty() {
+        return out;
+    }
+    out.push_str("# HELP casegraph_connector_calls_total Upstream calls per host-state connector.\n");
+    out.push_str("# TYPE casegraph_connector_calls_total counter\n");
+    let snapshots: Vec<_> = connectors.all().iter().map(|c| (c.id.clone(), c.runtime.health())).collect();
+    for (id, h) in &snapshots {
+        let _ = writeln!(out, "casegraph_connector_calls_total{{connector=\"{id}\"}} {}", h.calls);
+    }
+    out.push_str("# TYPE casegraph_connector_failures_total counter\n");
+    for (id, h) in &snapshots {
+        let _ = writeln!(out, "casegraph_connector_failures_total{{connector=\"{id}\"}} {}", h.failures);
+    }
+    out.push_str("# TYPE casegraph_connector_cache_hits_total counter\n");
+    for (id, h) in &snapshots {
+        let _ = writeln!(out, "casegraph_connector_cache_hits_total{{connector=\"{id}\"}} {}", h.cache_hits);
+    }
+    out.push_str("# TYPE casegraph_connector_stale_served_total counter\n");
+    for (id, h) in &snapshots {
+        let _ = writeln!(out, "casegraph_connector_stale_served_total{{connector=\"{id}\"}} {}", h.stale_served);
+    }
+    out.push_str("# HELP casegraph_connector_up 1 up, 0.5 degraded, 0 circuit open.\n");
+    out.push_str("# TYPE casegraph_connector_up gauge\n");
+    for (id, h) in &snapshots {
+        let v = match h.state {
+            crate::connectors::HealthState::Up => "1",
+            crate::connectors::HealthState::Degraded => "0.5",
+            crate::connectors::HealthState::CircuitOpen => "0",
+        };
+        let _ = writeln!(out, "casegraph_connector_up{{connector=\"{id}\"}} {v}");
+    }
+    out.push_str("# TYPE casegraph_connector_latency_seconds summary\n");
+    for (id, h) in &snapshots {
+        if let Some((p50, p95, p99)) = h.latency_ms {
+            for (q, v) in [("0.5", p50), ("0.95", p95), ("0.99", p99)] {
+                let _ = writeln!(out, "casegraph_connector_latency_seconds{{connector=\"{id}\",quantile=\"{q}\"}} {}", v / 1000.0);
+            }
+        }
+    }
+    out
+}

@@ -34,6 +34,7 @@ pub struct AppState {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) graphiql: bool,
+    pub(crate) connectors: crate::connectors::Connectors,
 }
 
 /// Builds the router.
@@ -65,6 +66,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                     tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_millis() as u64, "Request finished");
                 }),
         )
+        // A bug must cost one request a 500, never the connection or the worker.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("A request handler panicked");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "internal error; the server log has details under this request's id", JSON, None)
+        }))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
 }
@@ -92,7 +98,8 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(state.store.query_count());
+    let mut body = state.metrics.render(state.store.query_count());
+    body.push_str(&metrics::render_connectors(&state.connectors));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

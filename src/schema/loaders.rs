@@ -106,3 +106,71 @@ impl Loader<AssistanceOf> for StoreLoader {
         Ok(grouped.into_iter().map(|(k, v)| (k, v.into_iter().map(|(_, a)| a).collect())).collect())
     }
 }
+
+/// Results fetched ahead by a list resolver (`cases`) for the nested fields its selection asks
+/// for, in one batched query per field. The data loader alone batches by a short timer, which
+/// a slow page can outlast; fetching ahead makes the number of queries per page a constant.
+/// One per request, and only list queries fill it, so a mutation never reads from it.
+#[derive(Default)]
+pub struct Prefetched {
+    pub(crate) missions: Slot<MissionKey, MissionRecord>,
+    pub(crate) victims: Slot<VictimsOf, Vec<VictimRecord>>,
+    pub(crate) follow_ups: Slot<FollowUpsOf, Vec<FollowUpRecord>>,
+    pub(crate) references: Slot<ReferencesOf, Vec<NationalReferenceRecord>>,
+    pub(crate) assistance: Slot<AssistanceOf, Vec<AssistanceRecord>>,
+}
+
+/// Prefetched values of one key type.
+pub struct Slot<K, V>(std::sync::Mutex<HashMap<K, V>>);
+
+impl<K, V> Default for Slot<K, V> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> Slot<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
+    }
+
+    fn put_all(&self, values: HashMap<K, V>) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(values);
+    }
+}
+
+/// Loads one key: from what was fetched ahead, else through the batching data loader.
+pub(crate) async fn fetch<K, V>(
+    loader: &async_graphql::dataloader::DataLoader<StoreLoader>,
+    slot: &Slot<K, V>,
+    key: K,
+) -> Result<Option<V>, LoadError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    V: Send + Sync + Clone + 'static,
+    StoreLoader: Loader<K, Value = V, Error = LoadError>,
+{
+    if let Some(v) = slot.get(&key) {
+        return Ok(Some(v));
+    }
+    loader.load_one(key).await
+}
+
+/// Fetches many keys in one batch and keeps them for the resolvers that follow.
+pub(crate) async fn prefetch<K, V>(
+    loader: &async_graphql::dataloader::DataLoader<StoreLoader>,
+    slot: &Slot<K, V>,
+    keys: Vec<K>,
+) -> Result<(), LoadError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    V: Send + Sync + Clone + 'static,
+    StoreLoader: Loader<K, Value = V, Error = LoadError>,
+{
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let found = loader.load_many(keys).await?;
+    slot.put_all(found);
+    Ok(())
+}

@@ -6,6 +6,7 @@
 mod inputs;
 mod loaders;
 mod mutation;
+mod proceedings;
 mod query;
 mod scalars;
 mod types;
@@ -33,6 +34,8 @@ pub struct Services {
     pub access: Access,
     /// Operation limits.
     pub limits: LimitsConfig,
+    /// Host-state connectors.
+    pub connectors: crate::connectors::Connectors,
 }
 
 /// Options that shape the schema.
@@ -44,10 +47,10 @@ pub struct SchemaOptions {
     pub limits: LimitsConfig,
 }
 
-/// Builds the schema over a store.
-pub fn build(store: Arc<dyn Store>, options: SchemaOptions) -> CaseGraphSchema {
+/// Builds the schema over a store and the host-state connectors.
+pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, options: SchemaOptions) -> CaseGraphSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .data(Services { store, access: Access::new(), limits: options.limits.clone() })
+        .data(Services { store, access: Access::new(), limits: options.limits.clone(), connectors })
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
@@ -66,8 +69,14 @@ pub fn sdl() -> String {
 
 /// Runs one request for a principal. Every error in the response carries `extensions.code`.
 pub async fn execute(schema: &CaseGraphSchema, request: async_graphql::Request, principal: Principal) -> async_graphql::Response {
-    let store = Arc::clone(&schema_services(schema).store);
-    let request = request.data(principal).data(DataLoader::new(StoreLoader { store }, tokio::spawn));
+    let services = schema_services(schema);
+    let store = Arc::clone(&services.store);
+    let connectors = services.connectors.clone();
+    let request = request
+        .data(principal)
+        .data(DataLoader::new(StoreLoader { store }, tokio::spawn))
+        .data(loaders::Prefetched::default())
+        .data(DataLoader::new(proceedings::ConnectorLoader { connectors }, tokio::spawn));
     let mut response = schema.execute(request).await;
     let failed_before_execution = response.data == async_graphql::Value::Null;
     for err in &mut response.errors {
@@ -147,7 +156,13 @@ fn count_aliases(doc: &async_graphql::parser::types::ExecutableDocument) -> usiz
 }
 
 pub(crate) fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {
-    ctx.data_unchecked::<Services>()
+    request_data::<Services>(ctx)
+}
+
+/// Data that [`build`] and [`execute`] always install; its absence is a programming error in
+/// this module, caught by every integration test.
+pub(crate) fn request_data<'a, T: std::any::Any + Send + Sync>(ctx: &'a Context<'_>) -> &'a T {
+    ctx.data::<T>().unwrap_or_else(|_| panic!("{} is installed by schema::build/execute", std::any::type_name::<T>()))
 }
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {

@@ -30,6 +30,36 @@ pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Re
     Ok(())
 }
 
+/// Fetches, in one query each, the nested lists the page's selection asks for.
+async fn prefetch_page(ctx: &Context<'_>, rows: &[crate::store::CaseRecord]) -> Result<()> {
+    use super::loaders::{prefetch, AssistanceOf, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, VictimsOf};
+    let look = ctx.look_ahead();
+    let (nodes, edges) = (look.field("nodes"), look.field("edges").field("node"));
+    let wants = |f: &str| nodes.field(f).exists() || edges.field(f).exists();
+    let loader = super::types::loader(ctx);
+    let pre = super::request_data::<Prefetched>(ctx);
+    let ids = || rows.iter().map(|c| c.id.clone());
+    let mut missions: Vec<MissionKey> = rows.iter().map(|c| MissionKey(c.mission_code.clone())).collect();
+    missions.sort_by(|a, b| a.0.cmp(&b.0));
+    missions.dedup();
+    let (m, v, f, r, a) = futures::join!(
+        async { if wants("mission") { prefetch(loader, &pre.missions, missions).await } else { Ok(()) } },
+        async { if wants("victims") { prefetch(loader, &pre.victims, ids().map(VictimsOf).collect()).await } else { Ok(()) } },
+        async { if wants("followUpActions") { prefetch(loader, &pre.follow_ups, ids().map(FollowUpsOf).collect()).await } else { Ok(()) } },
+        async {
+            if wants("nationalReferences") || wants("nationalProceedings") {
+                prefetch(loader, &pre.references, ids().map(ReferencesOf).collect()).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("capacityBuildingAssistance") { prefetch(loader, &pre.assistance, ids().map(AssistanceOf).collect()).await } else { Ok(()) }
+        },
+    );
+    m.and(v).and(f).and(r).and(a).map_err(super::load_err)
+}
+
 #[Object]
 impl QueryRoot {
     /// The caller, as the gateway sees it (subject, organisation, roles).
@@ -80,6 +110,7 @@ impl QueryRoot {
         let mut rows = svc.store.list_cases(&filter, order, cursor.as_ref(), first + 1).await.map_err(store_err)?;
         let has_next_page = rows.len() > first as usize;
         rows.truncate(first as usize);
+        prefetch_page(ctx, &rows).await?;
         let edges: Vec<CaseEdge> = rows
             .into_iter()
             .map(|c| CaseEdge { cursor: encode_cursor(&CaseCursor::after(&c, order)), node: Case(c) })
@@ -123,6 +154,12 @@ impl QueryRoot {
         };
         let rows = services(ctx).store.list_assistance(&filter).await.map_err(store_err)?;
         Ok(rows.into_iter().map(CapacityBuildingAssistance).collect())
+    }
+
+    /// Host-state connectors and how they are doing (state, last success, last error, latency).
+    async fn connectors(&self, ctx: &Context<'_>) -> Result<Vec<super::proceedings::ConnectorStatus>> {
+        gate(ctx, "Query", "connectors")?;
+        Ok(services(ctx).connectors.all().iter().cloned().map(super::proceedings::ConnectorStatus).collect())
     }
 
     /// Counts of cases and victims grouped by mission, host state, year or act.

@@ -1,7 +1,7 @@
 //! Output types. Every field of case data asks the access gate before it answers; sensitive
 //! fields are nullable so that a refusal can resolve to `null` with an error at its path.
 
-use super::loaders::{AssistanceOf, CaseKey, FollowUpsOf, MissionKey, ReferencesOf, StoreLoader, VictimsOf};
+use super::loaders::{fetch, AssistanceOf, CaseKey, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, StoreLoader, VictimsOf};
 use super::scalars::{Date, DateTime};
 use super::{gate, load_err, services};
 use crate::access::Role;
@@ -122,8 +122,12 @@ pub struct Coordinates {
     pub longitude: f64,
 }
 
-fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
-    ctx.data_unchecked::<DataLoader<StoreLoader>>()
+fn prefetched<'a>(ctx: &'a Context<'_>) -> &'a Prefetched {
+    super::request_data::<Prefetched>(ctx)
+}
+
+pub(crate) fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
+    super::request_data::<DataLoader<StoreLoader>>(ctx)
 }
 
 #[Object]
@@ -141,7 +145,7 @@ impl Case {
     /// The mission (or UN entity) the victims served with.
     async fn mission(&self, ctx: &Context<'_>) -> Result<Option<Mission>> {
         gate(ctx, "Case", "mission")?;
-        let m = loader(ctx).load_one(MissionKey(self.0.mission_code.clone())).await.map_err(load_err)?;
+        let m = fetch(loader(ctx), &prefetched(ctx).missions, MissionKey(self.0.mission_code.clone())).await.map_err(load_err)?;
         Ok(m.map(Mission))
     }
     /// Host state where the incident took place (ISO alpha-3), when known.
@@ -196,25 +200,35 @@ impl Case {
     /// Victims.
     async fn victims(&self, ctx: &Context<'_>) -> Result<Vec<Victim>> {
         gate(ctx, "Case", "victims")?;
-        let v = loader(ctx).load_one(VictimsOf(self.0.id.clone())).await.map_err(load_err)?;
+        let v = fetch(loader(ctx), &prefetched(ctx).victims, VictimsOf(self.0.id.clone())).await.map_err(load_err)?;
         Ok(v.unwrap_or_default().into_iter().map(Victim).collect())
     }
     /// Measures the UN took to follow up (res. 2589 §4(b)).
     async fn follow_up_actions(&self, ctx: &Context<'_>) -> Result<Vec<FollowUpAction>> {
         gate(ctx, "Case", "followUpActions")?;
-        let v = loader(ctx).load_one(FollowUpsOf(self.0.id.clone())).await.map_err(load_err)?;
+        let v = fetch(loader(ctx), &prefetched(ctx).follow_ups, FollowUpsOf(self.0.id.clone())).await.map_err(load_err)?;
         Ok(v.unwrap_or_default().into_iter().map(FollowUpAction).collect())
     }
     /// National case-file references the UN recorded.
     async fn national_references(&self, ctx: &Context<'_>) -> Result<Vec<NationalReference>> {
         gate(ctx, "Case", "nationalReferences")?;
-        let v = loader(ctx).load_one(ReferencesOf(self.0.id.clone())).await.map_err(load_err)?;
+        let v = fetch(loader(ctx), &prefetched(ctx).references, ReferencesOf(self.0.id.clone())).await.map_err(load_err)?;
         Ok(v.unwrap_or_default().into_iter().map(NationalReference).collect())
+    }
+    /// National proceedings, one entry per host-state system that knows the case, joined live
+    /// (or from the connector's cache; see `freshness`). A system that fails gives `null` in
+    /// its place with an error at that path (`CONNECTOR_TIMEOUT`, `CONNECTOR_UNAVAILABLE`, …).
+    async fn national_proceedings(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<Option<Result<super::proceedings::NationalProceedings>>>> {
+        gate(ctx, "Case", "nationalProceedings")?;
+        super::proceedings::for_case(ctx, &self.0).await
     }
     /// Capacity-building assistance linked to this case (res. 2589 §5).
     async fn capacity_building_assistance(&self, ctx: &Context<'_>) -> Result<Vec<CapacityBuildingAssistance>> {
         gate(ctx, "Case", "capacityBuildingAssistance")?;
-        let v = loader(ctx).load_one(AssistanceOf(self.0.id.clone())).await.map_err(load_err)?;
+        let v = fetch(loader(ctx), &prefetched(ctx).assistance, AssistanceOf(self.0.id.clone())).await.map_err(load_err)?;
         Ok(v.unwrap_or_default().into_iter().map(CapacityBuildingAssistance).collect())
     }
     /// Version for optimistic concurrency: pass it as `expectedVersion` when changing the case.

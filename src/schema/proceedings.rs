@@ -1,0 +1,417 @@
+//! National proceedings joined from host-state connectors, and the connectors' health.
+//!
+//! `Case.nationalProceedings` holds one entry per connector that knows the case. A connector
+//! that fails yields `null` in its place with an error at that path (`CONNECTOR_TIMEOUT`, …),
+//! and the rest of the answer is intact. A national label the connector cannot map resolves to
+//! `null` with `CONNECTOR_UNMAPPED_VALUE` at its field; the label itself stays readable.
+
+use super::scalars::{Date, DateTime};
+use super::{gate, services};
+use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, FreshnessState, Mapped};
+use crate::connectors::{ConnectorHandle, ConnectorKind, Connectors, HealthState, Lookup, MatchBy, Served};
+use crate::error::{gql_error, ErrorCode};
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, Object, Result, SimpleObject};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Key: one key looked up in one connector.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProceedingsKey {
+    /// Index of the connector.
+    pub connector: usize,
+    /// UN reference or national reference.
+    pub key: String,
+}
+
+/// Batches every connector lookup of a request: one call per connector (per chunk of its
+/// batch size), all connectors in parallel. One per request: nothing crosses principals here;
+/// the connector cache below holds source data only.
+pub struct ConnectorLoader {
+    pub(crate) connectors: Connectors,
+}
+
+impl Loader<ProceedingsKey> for ConnectorLoader {
+    type Value = Lookup;
+    type Error = Arc<str>;
+
+    async fn load(&self, keys: &[ProceedingsKey]) -> Result<HashMap<ProceedingsKey, Lookup>, Arc<str>> {
+        let mut by_connector: HashMap<usize, Vec<String>> = HashMap::new();
+        for k in keys {
+            by_connector.entry(k.connector).or_default().push(k.key.clone());
+        }
+        let calls = by_connector.into_iter().filter_map(|(idx, keys)| {
+            let handle = Arc::clone(self.connectors.at(idx)?);
+            Some(async move {
+                let found = handle.runtime.lookup(&keys).await;
+                (idx, found)
+            })
+        });
+        let mut out = HashMap::with_capacity(keys.len());
+        for (idx, found) in futures::future::join_all(calls).await {
+            for (key, lookup) in found {
+                out.insert(ProceedingsKey { connector: idx, key }, lookup);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Resolves `Case.nationalProceedings` for one case.
+pub(crate) async fn for_case(
+    ctx: &Context<'_>,
+    case: &crate::store::CaseRecord,
+) -> Result<Vec<Option<Result<NationalProceedings>>>> {
+    let connectors = &services(ctx).connectors;
+    let Some(host) = case.host_state.as_deref() else { return Ok(Vec::new()) };
+    let applicable: Vec<(usize, Arc<ConnectorHandle>)> =
+        connectors.for_host_state(host).map(|(i, c)| (i, Arc::clone(c))).collect();
+    if applicable.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut national_refs: Option<Vec<crate::store::NationalReferenceRecord>> = None;
+    let mut wanted: Vec<(usize, Arc<ConnectorHandle>, Vec<String>)> = Vec::new();
+    for (idx, handle) in applicable {
+        let keys = match handle.match_by {
+            MatchBy::UnReference => vec![case.reference.clone()],
+            MatchBy::NationalReference => {
+                if national_refs.is_none() {
+                    let prefetched = super::request_data::<super::loaders::Prefetched>(ctx);
+                    let refs = super::loaders::fetch(
+                        super::types::loader(ctx),
+                        &prefetched.references,
+                        super::loaders::ReferencesOf(case.id.clone()),
+                    )
+                    .await
+                        .map_err(super::load_err)?
+                        .unwrap_or_default();
+                    national_refs = Some(refs);
+                }
+                national_refs
+                    .iter()
+                    .flatten()
+                    .filter(|r| handle.host_states.iter().any(|h| h == &r.state))
+                    .map(|r| r.reference.clone())
+                    .collect()
+            }
+        };
+        if !keys.is_empty() {
+            wanted.push((idx, handle, keys));
+        }
+    }
+    let loader = super::request_data::<DataLoader<ConnectorLoader>>(ctx);
+    let all_keys: Vec<ProceedingsKey> = wanted
+        .iter()
+        .flat_map(|(idx, _, keys)| keys.iter().map(|k| ProceedingsKey { connector: *idx, key: k.clone() }))
+        .collect();
+    let found = loader.load_many(all_keys).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
+    let mut out = Vec::new();
+    for (idx, handle, keys) in wanted {
+        let mut failure = None;
+        let mut served = None;
+        for key in keys {
+            match found.get(&ProceedingsKey { connector: idx, key }) {
+                Some(Lookup::Found(s)) => {
+                    served = Some(Arc::clone(s));
+                    break;
+                }
+                Some(Lookup::Failed(e)) => failure = Some(e.clone()),
+                Some(Lookup::NotKnown) | None => {}
+            }
+        }
+        match (served, failure) {
+            (Some(s), _) => out.push(Some(Ok(NationalProceedings { served: s, handle: Arc::clone(&handle) }))),
+            (None, Some(e)) => {
+                out.push(Some(Err(gql_error(e.kind.error_code(), e.message.clone()))))
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(out)
+}
+
+fn unmapped<T: Copy>(connector: &str, field: &str, value: &Mapped<T>) -> Result<T> {
+    match value {
+        Mapped::Known(v) => Ok(*v),
+        Mapped::Unmapped(label) => Err(gql_error(
+            ErrorCode::ConnectorUnmappedValue,
+            format!("connector {connector}: the national {field} `{label}` has no canonical mapping; add it to the connector's table"),
+        )),
+    }
+}
+
+/// National proceedings on a case, as one host-state system reports them.
+pub struct NationalProceedings {
+    served: Arc<Served>,
+    handle: Arc<ConnectorHandle>,
+}
+
+#[Object]
+impl NationalProceedings {
+    /// Id of the connector (host-state system) that reported them.
+    async fn source(&self, ctx: &Context<'_>) -> Result<&str> {
+        gate(ctx, "NationalProceedings", "source")?;
+        Ok(&self.handle.id)
+    }
+    /// Name of that system.
+    async fn source_name(&self, ctx: &Context<'_>) -> Result<&str> {
+        gate(ctx, "NationalProceedings", "sourceName")?;
+        Ok(&self.handle.name)
+    }
+    /// The national reference of the case file.
+    async fn national_reference(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "NationalProceedings", "nationalReference")?;
+        Ok(self.served.proceedings.national_reference.as_deref())
+    }
+    /// The authority in charge.
+    async fn authority(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "NationalProceedings", "authority")?;
+        Ok(self.served.proceedings.authority.as_deref())
+    }
+    /// Current stage, canonical. Null with `CONNECTOR_UNMAPPED_VALUE` when the national label
+    /// has no mapping (see `nationalStage`).
+    async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
+        gate(ctx, "NationalProceedings", "stage")?;
+        self.served.proceedings.stage.as_ref().map(|s| unmapped(&self.handle.id, "stage", s)).transpose()
+    }
+    /// Current stage, as the national system words it.
+    async fn national_stage(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "NationalProceedings", "nationalStage")?;
+        Ok(self.served.proceedings.national_stage.as_deref())
+    }
+    /// Dated stages, oldest first.
+    async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<StageEntry>> {
+        gate(ctx, "NationalProceedings", "stageHistory")?;
+        Ok(self
+            .served
+            .proceedings
+            .stage_history
+            .iter()
+            .map(|e| StageEntry { entry: e.clone(), connector: self.handle.id.clone() })
+            .collect())
+    }
+    /// The court seized.
+    async fn court(&self, ctx: &Context<'_>) -> Result<Option<Court>> {
+        gate(ctx, "NationalProceedings", "court")?;
+        Ok(self.served.proceedings.court.clone().map(|c| Court { court: c, connector: self.handle.id.clone() }))
+    }
+    /// Charges, as worded nationally.
+    async fn charges(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        gate(ctx, "NationalProceedings", "charges")?;
+        Ok(self.served.proceedings.charges.clone())
+    }
+    /// Defendants.
+    async fn defendants(&self, ctx: &Context<'_>) -> Result<Vec<Defendant>> {
+        gate(ctx, "NationalProceedings", "defendants")?;
+        Ok(self
+            .served
+            .proceedings
+            .defendants
+            .iter()
+            .map(|d| Defendant { defendant: d.clone(), connector: self.handle.id.clone() })
+            .collect())
+    }
+    /// Next hearing.
+    async fn next_hearing(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
+        gate(ctx, "NationalProceedings", "nextHearing")?;
+        Ok(self.served.proceedings.next_hearing.map(Date))
+    }
+    /// When the national system last changed the record.
+    async fn source_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        gate(ctx, "NationalProceedings", "sourceUpdatedAt")?;
+        Ok(self.served.proceedings.source_updated_at.map(DateTime))
+    }
+    /// How fresh this answer is.
+    async fn freshness(&self, ctx: &Context<'_>) -> Result<Freshness> {
+        gate(ctx, "NationalProceedings", "freshness")?;
+        Ok(Freshness {
+            state: self.served.freshness,
+            age_seconds: i32::try_from(self.served.age.as_secs()).unwrap_or(i32::MAX),
+        })
+    }
+}
+
+/// How fresh national proceedings are.
+#[derive(SimpleObject)]
+pub struct Freshness {
+    /// LIVE (fetched for this request), CACHED (within the connector's time to live) or STALE
+    /// (past it, served because the system failed).
+    pub state: FreshnessState,
+    /// Age of the data, in seconds.
+    pub age_seconds: i32,
+}
+
+/// One dated stage.
+pub struct StageEntry {
+    entry: crate::connectors::model::StageEntry,
+    connector: String,
+}
+
+#[Object]
+impl StageEntry {
+    /// Canonical stage (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
+    async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
+        gate(ctx, "StageEntry", "stage")?;
+        unmapped(&self.connector, "stage", &self.entry.stage).map(Some)
+    }
+    /// The national label.
+    async fn national_label(&self, ctx: &Context<'_>) -> Result<&str> {
+        gate(ctx, "StageEntry", "nationalLabel")?;
+        Ok(&self.entry.national_label)
+    }
+    /// When it was reached.
+    async fn date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
+        gate(ctx, "StageEntry", "date")?;
+        Ok(self.entry.date.map(Date))
+    }
+}
+
+/// The court seized.
+pub struct Court {
+    court: crate::connectors::model::Court,
+    connector: String,
+}
+
+#[Object]
+impl Court {
+    /// Name.
+    async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "Court", "name")?;
+        Ok(self.court.name.as_deref())
+    }
+    /// Kind of court (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
+    #[graphql(name = "type")]
+    async fn court_type(&self, ctx: &Context<'_>) -> Result<Option<CourtType>> {
+        gate(ctx, "Court", "type")?;
+        self.court.court_type.as_ref().map(|t| unmapped(&self.connector, "court type", t)).transpose()
+    }
+}
+
+/// A person prosecuted.
+pub struct Defendant {
+    defendant: crate::connectors::model::Defendant,
+    connector: String,
+}
+
+#[Object]
+impl Defendant {
+    /// Name, as the national system gives it.
+    async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "Defendant", "name")?;
+        Ok(self.defendant.name.as_deref())
+    }
+    /// Canonical status (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
+    async fn status(&self, ctx: &Context<'_>) -> Result<Option<DefendantStatus>> {
+        gate(ctx, "Defendant", "status")?;
+        self.defendant.status.as_ref().map(|s| unmapped(&self.connector, "defendant status", s)).transpose()
+    }
+    /// The national status label.
+    async fn national_status(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "Defendant", "nationalStatus")?;
+        Ok(self.defendant.national_status.as_deref())
+    }
+    /// Tried in absentia.
+    async fn in_absentia(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
+        gate(ctx, "Defendant", "inAbsentia")?;
+        Ok(self.defendant.in_absentia)
+    }
+    /// Verdict.
+    async fn verdict(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "Defendant", "verdict")?;
+        Ok(self.defendant.verdict.as_deref())
+    }
+    /// Sentence.
+    async fn sentence(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "Defendant", "sentence")?;
+        Ok(self.defendant.sentence.as_deref())
+    }
+}
+
+/// A host-state connector and how it is doing.
+pub struct ConnectorStatus(pub(crate) Arc<ConnectorHandle>);
+
+/// The last error a connector met.
+#[derive(SimpleObject)]
+pub struct ConnectorLastError {
+    /// Error code (CONNECTOR_TIMEOUT, …).
+    pub code: String,
+    /// Message.
+    pub message: String,
+    /// When.
+    pub at: DateTime,
+}
+
+/// Latency of a connector's recent upstream calls, in milliseconds.
+#[derive(SimpleObject)]
+pub struct ConnectorLatency {
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+fn system_time(t: std::time::SystemTime) -> DateTime {
+    DateTime(chrono::DateTime::<chrono::Utc>::from(t))
+}
+
+#[Object]
+impl ConnectorStatus {
+    /// Id.
+    async fn id(&self) -> &str {
+        &self.0.id
+    }
+    /// Name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Kind.
+    async fn kind(&self) -> ConnectorKind {
+        self.0.kind
+    }
+    /// Host states covered.
+    async fn host_states(&self) -> &[String] {
+        &self.0.host_states
+    }
+    /// How cases are matched.
+    async fn match_by(&self) -> MatchBy {
+        self.0.match_by
+    }
+    /// UP, DEGRADED or CIRCUIT_OPEN.
+    async fn state(&self) -> HealthState {
+        self.0.runtime.health().state
+    }
+    /// Upstream calls made since start.
+    async fn calls(&self) -> i32 {
+        i32::try_from(self.0.runtime.health().calls).unwrap_or(i32::MAX)
+    }
+    /// Upstream calls that failed.
+    async fn failures(&self) -> i32 {
+        i32::try_from(self.0.runtime.health().failures).unwrap_or(i32::MAX)
+    }
+    /// Lookups answered from the cache.
+    async fn cache_hits(&self) -> i32 {
+        i32::try_from(self.0.runtime.health().cache_hits).unwrap_or(i32::MAX)
+    }
+    /// Lookups answered with stale data.
+    async fn stale_served(&self) -> i32 {
+        i32::try_from(self.0.runtime.health().stale_served).unwrap_or(i32::MAX)
+    }
+    /// Last successful call.
+    async fn last_success_at(&self) -> Option<DateTime> {
+        self.0.runtime.health().last_success.map(system_time)
+    }
+    /// Last error.
+    async fn last_error(&self) -> Option<ConnectorLastError> {
+        self.0.runtime.health().last_error.map(|e| ConnectorLastError {
+            code: e.code.to_string(),
+            message: e.message,
+            at: system_time(e.at),
+        })
+    }
+    /// Latency percentiles of the recent calls.
+    async fn latency(&self) -> Option<ConnectorLatency> {
+        self.0.runtime.health().latency_ms.map(|(p50, p95, p99)| ConnectorLatency { p50_ms: p50, p95_ms: p95, p99_ms: p99 })
+    }
+}
