@@ -179,10 +179,18 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<()> {
     let listen = config.server.listen.clone();
     let dev = config.auth.dev_issuer.enabled;
     let graphiql = config.server.graphiql;
+    let json_logs = config.log.format == LogFormat::Json;
     let gateway = casegraph::Gateway::builder(config).build().await?;
     let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let cases = gateway.store().count_cases(&Default::default()).await?;
+    if json_logs {
+        // Log collectors read stderr line by line as JSON: no banner there.
+        tracing::info!(address = %addr, cases, backend = gateway.store().backend(), "CaseGraph is listening");
+        gateway.serve(listener, shutdown_signal()).await?;
+        tracing::info!("Stopped");
+        return Ok(());
+    }
     eprintln!("\nCaseGraph is listening on http://{addr}  ({cases} cases in the {} store)", gateway.store().backend());
     if graphiql {
         eprintln!("  GraphiQL:  http://{addr}/");

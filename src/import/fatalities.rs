@@ -108,6 +108,11 @@ pub(super) fn parse(
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(csv);
     let headers = reader.headers().map_err(|e| ImportError::Format(format!("line 1: {e}")))?.clone();
     let idx = column_index(&headers, COLUMNS)?;
+    if known_missions.is_empty() {
+        return Err(ImportError::Format(
+            "the store holds no mission yet: run `casegraph import missions` first (the fatalities refer to them)".into(),
+        ));
+    }
     let mut report = ImportReport { dataset: FATALITIES_DATASET.into(), ..Default::default() };
     let mut groups: BTreeMap<(String, NaiveDate), Vec<Row>> = BTreeMap::new();
     let mut row_ids = HashSet::new();

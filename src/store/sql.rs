@@ -483,8 +483,11 @@ impl SqlStore {
 
     /// Picks a free reference starting from `base` (`base`, `base-2`, `base-3`, …).
     async fn free_reference(&self, tx: &mut Transaction<'static, Any>, base: &str) -> StoreResult<String> {
+        // `base` and `base-N` only: an index range scan (`-` sorts just before `.`), not a LIKE
+        // that would read every case on each insert.
         let mut sql = Sql::new("SELECT reference FROM cases WHERE reference = ");
-        sql.bind(base).push(" OR reference LIKE ").bind(format!("{base}-%"));
+        sql.bind(base).push(" OR (reference >= ").bind(format!("{base}-")).push(" AND reference < ").bind(format!("{base}."));
+        sql.push(")");
         self.counted();
         let taken: HashSet<String> = sql
             .query()
