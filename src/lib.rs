@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod import;
 pub mod schema;
+pub mod simulator;
 pub mod store;
 
 use std::future::Future;
@@ -43,12 +44,21 @@ pub enum GatewayError {
     /// Authentication could not be set up.
     #[error("setting up authentication failed: {0}")]
     Auth(#[from] auth::AuthSetupError),
+    /// The access policy is invalid or does not classify every field.
+    #[error("loading the access policy failed: {0}")]
+    Policy(#[from] access::PolicyError),
+    /// The audit log could not be opened.
+    #[error("opening the audit log failed: {0}")]
+    Audit(String),
     /// A connector file is invalid or a connector could not be built.
     #[error("loading the host-state connectors failed:\n{0}")]
     Connectors(#[from] connectors::ConnectorSetupError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client failed: {0}")]
     Http(#[from] reqwest::Error),
+    /// The demo host-state simulators could not start.
+    #[error("starting the demo host-state simulators failed: {0}")]
+    Simulators(#[from] simulator::SimulatorError),
 }
 
 /// A configured gateway, ready to serve.
@@ -58,6 +68,9 @@ pub struct Gateway {
     authenticator: auth::Authenticator,
     connectors: connectors::Connectors,
     config: Config,
+    /// The demo host-state simulators, when `[simulators] enabled`: they live as long as the
+    /// gateway (a portal that keeps only [`Gateway::router`] stops them).
+    simulators: Option<simulator::Simulators>,
 }
 
 /// Builds a [`Gateway`] from configuration.
@@ -87,6 +100,11 @@ impl Gateway {
         &self.connectors
     }
 
+    /// The demo host-state simulators, when `[simulators] enabled` started them.
+    pub fn simulators(&self) -> Option<&simulator::Simulators> {
+        self.simulators.as_ref()
+    }
+
     /// The token verifier (and the development issuer, when enabled).
     pub fn authenticator(&self) -> &auth::Authenticator {
         &self.authenticator
@@ -102,6 +120,7 @@ impl Gateway {
             tracing::info!("Shutting down: no new connections, finishing in-flight requests");
             let _ = tx.send(());
         };
+        // The simulators (if any) stay alive until serving ends, then stop with `self`.
         let server = axum::serve(listener, self.router).with_graceful_shutdown(signal);
         let drain_deadline = async move {
             if rx.await.is_ok() {
@@ -145,11 +164,23 @@ impl GatewayBuilder {
         }
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         let authenticator = auth::Authenticator::new(&config.auth, http).await?;
+        // The simulators must listen before the demo connectors are built against them.
+        let simulators = if config.simulators.enabled {
+            Some(simulator::start(&config.simulators).await?)
+        } else {
+            None
+        };
         let connectors = load_connectors(&config.connectors.dir).await?;
         let schema = schema::build(
             Arc::clone(&store),
             connectors.clone(),
-            schema::SchemaOptions { introspection: config.server.introspection, limits: config.limits.clone() },
+            schema::SchemaOptions {
+                introspection: config.server.introspection,
+                limits: config.limits.clone(),
+                access: access::Access::new(load_policy(&config.access)?),
+                audit: if config.access.audit { access::audit::start(Arc::clone(&store)).await? } else { access::audit::AuditSink::disabled() },
+                cursor_key: cursor_key(&config.access.cursor_secret),
+            },
         );
         let state = http::AppState {
             schema,
@@ -160,7 +191,35 @@ impl GatewayBuilder {
             graphiql: config.server.graphiql,
         };
         let router = http::router(state, config.server.body_limit_bytes);
-        Ok(Gateway { router, store, authenticator, connectors, config })
+        Ok(Gateway { router, store, authenticator, connectors, config, simulators })
+    }
+}
+
+/// Loads the sensitivity policy (the file named in `[access]`, else the bundled one) and
+/// checks it classifies every field of the schema.
+pub fn load_policy(config: &config::AccessConfig) -> Result<access::Policy, access::PolicyError> {
+    let fields = schema::schema_fields();
+    if config.policy_file.trim().is_empty() {
+        return access::Policy::load(access::EMBEDDED_POLICY, "config/policy.toml (embedded)", &fields);
+    }
+    let text = std::fs::read_to_string(&config.policy_file).map_err(|e| {
+        access::PolicyError::Invalid(config::ConfigErrors::single(config::ConfigError::whole_file(
+            &config.policy_file,
+            format!("cannot read: {e}"),
+        )))
+    })?;
+    access::Policy::load(&text, &config.policy_file, &fields)
+}
+
+/// The cursor MAC key: derived from the configured secret, or random for this process.
+fn cursor_key(secret: &str) -> [u8; 32] {
+    use sha2::Digest;
+    if secret.is_empty() {
+        let mut key = [0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+        key
+    } else {
+        sha2::Sha256::digest(secret.as_bytes()).into()
     }
 }
 

@@ -1,5 +1,5 @@
 //! The `casegraph` command: serve the gateway, import UN datasets, check configuration, mint
-//! development tokens, print the schemas.
+//! development tokens, print the schemas (GraphQL, configuration, connector files).
 
 use anyhow::{bail, Context as _, Result};
 use casegraph::config::{self, Config, LogFormat};
@@ -40,6 +40,9 @@ enum Command {
     Schema,
     /// Print the JSON Schema of the configuration file (for editor completion).
     ConfigSchema,
+    /// Print the JSON Schema of a connector file (for editor completion):
+    /// `casegraph connector-schema > connectors/connector.schema.json`.
+    ConnectorSchema,
     /// Import a UN Peace and Security Data Hub dataset into the case store.
     Import {
         /// Which dataset.
@@ -417,6 +420,11 @@ async fn main() -> ExitCode {
         }
         Command::ConfigSchema => {
             println!("{}", serde_json::to_string_pretty(&config::json_schema()).expect("JSON values serialise"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::ConnectorSchema => {
+            let schema = schemars::schema_for!(casegraph::connectors::ConnectorFile);
+            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON values serialise"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { dataset, file, config, skip_invalid } => run_import(dataset, file, config, skip_invalid).await,

@@ -23,6 +23,67 @@ pub struct Config {
     pub log: LogConfig,
     /// Host-state connectors.
     pub connectors: ConnectorsConfig,
+    /// Who sees what: the sensitivity policy and the audit trail.
+    pub access: AccessConfig,
+    /// In-process host-state simulators for the demo (never in production).
+    pub simulators: SimulatorsConfig,
+}
+
+/// In-process host-state simulators for the demo (never in production).
+///
+/// When enabled, the gateway starts, before it loads the connectors, a Mali REST API with its
+/// own OAuth2 token endpoint and a DR Congo GraphQL API, both answering from the fixture files
+/// under `fixtures_dir`, so that the demo connectors in `connectors/` have a national system
+/// to talk to without any other process. They stop with the gateway.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct SimulatorsConfig {
+    /// Start the simulators. Keep false in production.
+    pub enabled: bool,
+    /// Address and port of the simulated Mali REST API and its OAuth2 token endpoint, e.g.
+    /// "127.0.0.1:4701" (port 0 picks a free port).
+    pub mli_rest_listen: String,
+    /// Address and port of the simulated DR Congo GraphQL API, e.g. "127.0.0.1:4702" (port 0
+    /// picks a free port).
+    pub cod_graphql_listen: String,
+    /// Folder of the fixture data (`mli/dossiers.json`, `cod/dossiers.json`), relative to the
+    /// working directory. A missing file falls back to the copy built into the binary.
+    pub fixtures_dir: String,
+}
+
+impl Default for SimulatorsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            mli_rest_listen: "127.0.0.1:4701".into(),
+            cod_graphql_listen: "127.0.0.1:4702".into(),
+            fixtures_dir: "connectors/fixtures".into(),
+        }
+    }
+}
+
+/// The sensitivity policy and the audit trail.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The policy file (levels of every field, who may read each level). Empty: the policy
+    /// bundled in the binary (a copy of `config/policy.toml`).
+    pub policy_file: String,
+    /// Secret keying the MAC of pagination cursors (32 characters or more). Set it, from
+    /// `${env.X}`, when several gateway replicas serve one API, so a cursor from one replica is
+    /// accepted by the others. Empty: a random key per process.
+    pub cursor_secret: String,
+    /// Write the hash-chained audit log (reads of CASE_PARTIES fields and above, denials,
+    /// writes). Only benchmarks turn it off.
+    pub audit: bool,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        Self { policy_file: String::new(), cursor_secret: String::new(), audit: true }
+    }
 }
 
 /// Where the host-state connector files are.

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 
 use super::load::{Validate, Validation};
-use super::model::{AuthConfig, Config, JwtIssuerConfig, LimitsConfig, ServerConfig, StoreConfig};
+use super::model::{
+    AuthConfig, Config, JwtIssuerConfig, LimitsConfig, ServerConfig, SimulatorsConfig, StoreConfig,
+};
 
 /// Signature algorithms the gateway can verify.
 const SUPPORTED_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
@@ -18,6 +20,7 @@ impl Validate for Config {
         v.scoped("store", |v| self.store.validate(v));
         v.scoped("auth", |v| self.auth.validate(v));
         v.scoped("limits", |v| self.limits.validate(v));
+        v.scoped("simulators", |v| self.simulators.validate(v));
         if self.log.filter.trim().is_empty() {
             v.error("log.filter", "must not be empty: use e.g. \"info\"");
         }
@@ -34,6 +37,41 @@ impl Validate for ServerConfig {
         }
         if self.body_limit_bytes < 1024 {
             v.error("body_limit_bytes", "must be at least 1024");
+        }
+    }
+}
+
+impl Validate for SimulatorsConfig {
+    fn validate(&self, v: &mut Validation) {
+        // Checked even when disabled, so that turning them on later cannot reveal a typo.
+        let listens = [
+            ("mli_rest_listen", &self.mli_rest_listen),
+            ("cod_graphql_listen", &self.cod_graphql_listen),
+        ];
+        for (key, listen) in listens {
+            if listen.parse::<SocketAddr>().is_err() {
+                v.error(
+                    key,
+                    "must be an IP address and a port, like \"127.0.0.1:4701\" (port 0 picks a free port)",
+                );
+            }
+        }
+        if let (Ok(a), Ok(b)) = (
+            self.mli_rest_listen.parse::<SocketAddr>(),
+            self.cod_graphql_listen.parse::<SocketAddr>(),
+        ) {
+            if a == b && a.port() != 0 {
+                v.error(
+                    "cod_graphql_listen",
+                    "must differ from mli_rest_listen: each simulator needs its own port",
+                );
+            }
+        }
+        if self.enabled && self.fixtures_dir.trim().is_empty() {
+            v.error(
+                "fixtures_dir",
+                "must not be empty when the simulators are enabled, e.g. \"connectors/fixtures\"",
+            );
         }
     }
 }

@@ -231,7 +231,7 @@ pub async fn build(loaded: &LoadedFile) -> Result<ConnectorHandle, ConnectorSetu
                     let upstream = upstream::Upstream::new(&loaded.id, &f.auth, f.tls.as_ref(), &f.runtime)
                         .await
                         .map_err(|e| fail(e.to_string()))?;
-                    Arc::new(rest::RestConnector::new(r.clone(), mapping.clone(), upstream))
+                    Arc::new(rest::RestConnector::new(r.clone(), mapping.clone(), upstream).with_max_concurrency(f.runtime.max_concurrency))
                 }
                 ConnectorKind::Graphql => {
                     let g = f.graphql.as_ref().ok_or_else(|| fail("missing [graphql]".into()))?;

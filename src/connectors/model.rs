@@ -183,6 +183,26 @@ pub struct Proceedings {
     pub marking: Option<String>,
 }
 
+impl Proceedings {
+    /// A record whose content is withheld (SEALED at the source): only its key remains.
+    pub fn withheld(key: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            national_reference: None,
+            authority: None,
+            stage: None,
+            national_stage: None,
+            stage_history: Vec::new(),
+            court: None,
+            charges: Vec::new(),
+            defendants: Vec::new(),
+            next_hearing: None,
+            source_updated_at: None,
+            marking: None,
+        }
+    }
+}
+
 /// How fresh a served record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, Serialize)]
 pub enum FreshnessState {

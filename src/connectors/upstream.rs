@@ -613,6 +613,11 @@ impl Upstream {
         })
     }
 
+    /// The id of the connector this client belongs to, for messages and log fields.
+    pub(crate) fn connector_id(&self) -> &str {
+        &self.connector_id
+    }
+
     /// Sends the request built by `build` (called again for the single retry after a token
     /// refresh) with the connector's credentials, and reads the answer as JSON.
     ///

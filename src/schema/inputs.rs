@@ -88,6 +88,7 @@ impl CaseFilterInput {
             from,
             to,
             mission_status: self.mission_status,
+            scope: None,
         })
     }
 }

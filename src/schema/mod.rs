@@ -15,7 +15,8 @@ pub use loaders::StoreLoader;
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
-use crate::access::{Access, Principal, WriteOperation};
+use crate::access::audit::{AuditSink, RequestAudit};
+use crate::access::{Access, Decision, Level, OnDenied, Principal, Subject, WriteOperation};
 use crate::config::LimitsConfig;
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{Store, StoreError};
@@ -36,11 +37,21 @@ pub struct Services {
     pub limits: LimitsConfig,
     /// Host-state connectors.
     pub connectors: crate::connectors::Connectors,
+    /// Where audit events go.
+    pub audit: AuditSink,
+    /// Key of the cursors' MAC.
+    pub cursor_key: [u8; 32],
 }
 
 /// Options that shape the schema.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SchemaOptions {
+    /// The access gate (policy).
+    pub access: Access,
+    /// Where audit events go.
+    pub audit: AuditSink,
+    /// Key of the cursors' MAC: cursors are bound to it and to the principal.
+    pub cursor_key: [u8; 32],
     /// Answer introspection queries.
     pub introspection: bool,
     /// Limits.
@@ -50,7 +61,14 @@ pub struct SchemaOptions {
 /// Builds the schema over a store and the host-state connectors.
 pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, options: SchemaOptions) -> CaseGraphSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .data(Services { store, access: Access::new(), limits: options.limits.clone(), connectors })
+        .data(Services {
+            store,
+            access: options.access.clone(),
+            limits: options.limits.clone(),
+            connectors,
+            audit: options.audit.clone(),
+            cursor_key: options.cursor_key,
+        })
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
@@ -60,6 +78,28 @@ pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, o
         builder = builder.disable_introspection().disable_suggestions();
     }
     builder.finish()
+}
+
+/// Every output field of the schema as `Type.field` (objects and interfaces; introspection
+/// types excluded): what the access policy must classify.
+pub fn schema_fields() -> std::collections::BTreeSet<String> {
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    let doc = async_graphql::parser::parse_schema(sdl()).expect("the SDL async-graphql prints parses");
+    let mut out = std::collections::BTreeSet::new();
+    for def in doc.definitions {
+        if let TypeSystemDefinition::Type(t) = def {
+            let name = t.node.name.node.to_string();
+            let fields = match &t.node.kind {
+                TypeKind::Object(o) => &o.fields,
+                TypeKind::Interface(i) => &i.fields,
+                _ => continue,
+            };
+            for f in fields {
+                out.insert(format!("{name}.{}", f.node.name.node));
+            }
+        }
+    }
+    out
 }
 
 /// The SDL of the schema, as `casegraph schema` prints it and `schema.graphql` holds it.
@@ -72,12 +112,47 @@ pub async fn execute(schema: &CaseGraphSchema, request: async_graphql::Request, 
     let services = schema_services(schema);
     let store = Arc::clone(&services.store);
     let connectors = services.connectors.clone();
+    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
+    let (subject, organisation) = (principal.subject.clone(), principal.organisation.to_string());
+    let audit = Arc::new(RequestAudit::default());
     let request = request
         .data(principal)
+        .data(Arc::clone(&audit))
         .data(DataLoader::new(StoreLoader { store }, tokio::spawn))
         .data(loaders::Prefetched::default())
         .data(DataLoader::new(proceedings::ConnectorLoader { connectors }, tokio::spawn));
     let mut response = schema.execute(request).await;
+    let reject = services.access.policy().enforcement().on_denied_field == OnDenied::Reject;
+    let denied: Vec<String> = response
+        .errors
+        .iter()
+        .filter(|e| e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::from(ErrorCode::ForbiddenField.as_str())))
+        .map(|e| {
+            e.path
+                .iter()
+                .map(|p| match p {
+                    async_graphql::PathSegment::Field(f) => f.clone(),
+                    async_graphql::PathSegment::Index(i) => i.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    if reject && !denied.is_empty() {
+        // The whole operation is refused: nothing of what was resolved leaves.
+        let mut err = async_graphql::ServerError::new(
+            format!("the operation selects {} field(s) this principal may not read: {}", denied.len(), denied.join(", ")),
+            None,
+        );
+        let mut ext = async_graphql::ErrorExtensionValues::default();
+        ext.set("code", ErrorCode::ForbiddenField.as_str());
+        err.extensions = Some(ext);
+        response = async_graphql::Response::from_errors(vec![err]);
+    }
+    match Arc::try_unwrap(audit) {
+        Ok(audit) => services.audit.record(audit.into_events(&subject, &organisation, &operation)),
+        Err(_) => tracing::error!("A resolver kept the request's audit collector alive: its events are lost"),
+    }
     let failed_before_execution = response.data == async_graphql::Value::Null;
     for err in &mut response.errors {
         let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
@@ -169,21 +244,89 @@ pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a P
     ctx.data_opt::<Principal>().ok_or_else(|| gql_error(ErrorCode::Unauthenticated, "authentication required"))
 }
 
-/// Asks the access gate whether the caller may read `type_name.field`.
-pub(crate) fn gate(ctx: &Context<'_>, type_name: &str, field: &str) -> async_graphql::Result<()> {
-    let p = principal(ctx)?;
-    services(ctx)
-        .access
-        .authorize_read(p, type_name, field)
-        .into_result()
-        .map_err(|(code, message)| gql_error(code, message))
+fn path_of(ctx: &Context<'_>) -> String {
+    ctx.path_node.map(|p| p.to_string_vec().join(".")).unwrap_or_default()
 }
 
-/// Asks the access gate whether the caller may write; returns the actor to record.
-pub(crate) fn authorize_write(ctx: &Context<'_>, op: WriteOperation) -> async_graphql::Result<String> {
+/// Asks the access gate whether the caller may read `type_name.field` of `subject`.
+pub(crate) fn gate(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>) -> async_graphql::Result<()> {
+    gate_at(ctx, type_name, field, subject, None)
+}
+
+/// Like [`gate`], with a floor below which the level may not fall (a source's marking).
+pub(crate) fn gate_at(
+    ctx: &Context<'_>,
+    type_name: &str,
+    field: &str,
+    subject: Subject<'_>,
+    floor: Option<Level>,
+) -> async_graphql::Result<()> {
     let p = principal(ctx)?;
-    services(ctx).access.authorize_write(p, op).into_result().map_err(|(code, message)| gql_error(code, message))?;
-    Ok(p.subject.clone())
+    let (level, decision) = services(ctx).access.authorize_read(p, type_name, field, subject, floor);
+    let case_id = match subject {
+        Subject::Case(f) | Subject::Victim(f, _, _) => Some(f.id.as_str()),
+        _ => None,
+    };
+    if decision.granted() && level >= Level::CaseParties {
+        if let Some(case) = case_id {
+            request_data::<Arc<RequestAudit>>(ctx).read(case, path_of(ctx));
+        }
+    }
+    decide(ctx, decision, case_id)
+}
+
+/// Like [`gate`], for a level a record rule decided (`what` names the field in messages).
+pub(crate) fn gate_level(ctx: &Context<'_>, what: &str, level: Level, subject: Subject<'_>) -> async_graphql::Result<()> {
+    let p = principal(ctx)?;
+    let access = &services(ctx).access;
+    let case_id = match subject {
+        Subject::Case(f) | Subject::Victim(f, _, _) => Some(f.id.as_str()),
+        _ => None,
+    };
+    let decision = if access.may_read_level(p, level, subject) {
+        if level >= Level::CaseParties {
+            if let Some(case) = case_id {
+                request_data::<Arc<RequestAudit>>(ctx).read(case, path_of(ctx));
+            }
+        }
+        Decision::Grant
+    } else {
+        Decision::Deny {
+            code: ErrorCode::ForbiddenField,
+            message: format!("{what} is {} here and not readable by this principal", level.as_str()),
+        }
+    };
+    decide(ctx, decision, case_id)
+}
+
+/// Turns a decision into a result, auditing a refusal.
+pub(crate) fn decide(ctx: &Context<'_>, decision: Decision, case: Option<&str>) -> async_graphql::Result<()> {
+    match decision {
+        Decision::Grant => Ok(()),
+        Decision::Deny { code, message } => {
+            request_data::<Arc<RequestAudit>>(ctx).denied(case, path_of(ctx));
+            Err(gql_error(code, message))
+        }
+    }
+}
+
+/// Asks the access gate whether the caller may write; audits the attempt; returns the actor.
+pub(crate) fn authorize_write(ctx: &Context<'_>, op: WriteOperation, case: Option<&str>) -> async_graphql::Result<String> {
+    let p = principal(ctx)?;
+    let decision = services(ctx).access.authorize_write(p, op);
+    let audit = request_data::<Arc<RequestAudit>>(ctx);
+    match decision {
+        Decision::Grant => Ok(p.subject.clone()),
+        Decision::Deny { code, message } => {
+            audit.denied(case, path_of(ctx));
+            Err(gql_error(code, message))
+        }
+    }
+}
+
+/// Notes a completed write in the audit trail.
+pub(crate) fn audit_write(ctx: &Context<'_>, op: WriteOperation, case: Option<&str>) {
+    request_data::<Arc<RequestAudit>>(ctx).write(&format!("{op:?}"), case);
 }
 
 /// Maps a store failure to a client error; internal details go to the log, not the client.

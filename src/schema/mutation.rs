@@ -6,13 +6,14 @@ use super::inputs::{
     UpdateCaseInput, VictimInput,
 };
 use super::types::{CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Victim};
-use super::{authorize_write, services, store_err};
+use super::{audit_write, authorize_write, services, store_err};
 use crate::access::WriteOperation;
 use crate::domain::{parse_reference, Act};
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{CasePatch, NewAssistance, NewCase, NewFollowUp, NewNationalReference, NewVictim};
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::Utc;
+use std::sync::Arc;
 
 /// Entry points for writing.
 #[derive(Default)]
@@ -58,7 +59,7 @@ pub struct FocalPointInput {
 
 async fn reload(ctx: &Context<'_>, id: &str) -> Result<Case> {
     let found = services(ctx).store.cases_by_ids(&[id.to_string()]).await.map_err(store_err)?;
-    found.into_iter().next().map(Case).ok_or_else(|| gql_error(ErrorCode::NotFound, format!("case {id} not found")))
+    found.into_iter().next().map(Case::from).ok_or_else(|| gql_error(ErrorCode::NotFound, format!("case {id} not found")))
 }
 
 /// The victim added, and the case at its new version.
@@ -88,11 +89,11 @@ pub struct LinkNationalReferencePayload {
     pub case: Case,
 }
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Reports a new case. The store assigns its id and reference (`MISSION-YYYYMMDD`).
     async fn report_case(&self, ctx: &Context<'_>, input: ReportCaseInput) -> Result<Case> {
-        let actor = authorize_write(ctx, WriteOperation::ReportCase)?;
+        let actor = authorize_write(ctx, WriteOperation::ReportCase, None)?;
         let today = Utc::now().date_naive();
         let incident_date = not_future("incidentDate", input.incident_date.0, today)?;
         let reported_date = input.reported_date.map(|d| not_future("reportedDate", d.0, today)).transpose()?;
@@ -117,13 +118,14 @@ impl MutationRoot {
         };
         let record = services(ctx).store.insert_case(case, &actor).await.map_err(store_err)?;
         tracing::info!(case = %record.id, operation = "reportCase", "Case reported");
-        Ok(Case(record))
+        audit_write(ctx, WriteOperation::ReportCase, Some(&record.id));
+        Ok(Case::from(record))
     }
 
     /// Changes a case if it is still at `expectedVersion`; otherwise fails with
     /// `VERSION_CONFLICT` and changes nothing.
     async fn update_case(&self, ctx: &Context<'_>, id: ID, expected_version: i32, input: UpdateCaseInput) -> Result<Case> {
-        let actor = authorize_write(ctx, WriteOperation::UpdateCase)?;
+        let actor = authorize_write(ctx, WriteOperation::UpdateCase, Some(&id))?;
         let today = Utc::now().date_naive();
         let patch = CasePatch {
             host_state: input.host_state.as_deref().map(|h| country("hostState", h)).transpose()?.map(|c| c.to_string()),
@@ -139,7 +141,7 @@ impl MutationRoot {
         if patch.incident_date.is_some() || patch.reported_date.is_some() {
             // Check the dates the case would end up with. When the case has moved on since
             // `expectedVersion`, the store refuses the update with VERSION_CONFLICT anyway.
-            let current = reload(ctx, &id).await?.0;
+            let current = reload(ctx, &id).await?.record;
             let incident = patch.incident_date.unwrap_or(current.incident_date);
             let reported = patch.reported_date.or(current.reported_date);
             if current.version == i64::from(expected_version) && reported.is_some_and(|r| r < incident) {
@@ -155,13 +157,14 @@ impl MutationRoot {
             tracing::warn!(case = %record.id, "Case now has a reported date before its incident date");
         }
         tracing::info!(case = %record.id, version = record.version, operation = "updateCase", "Case updated");
-        Ok(Case(record))
+        audit_write(ctx, WriteOperation::UpdateCase, Some(&record.id));
+        Ok(Case::from(record))
     }
 
     /// Adds a victim to a case. With `expectedVersion`, fails with `VERSION_CONFLICT` if the
     /// case changed since it was read.
     async fn add_victim(&self, ctx: &Context<'_>, case_id: ID, expected_version: Option<i32>, input: VictimInput) -> Result<AddVictimPayload> {
-        let actor = authorize_write(ctx, WriteOperation::AddVictim)?;
+        let actor = authorize_write(ctx, WriteOperation::AddVictim, Some(&case_id))?;
         let nationality = input.nationality.as_deref().map(|c| country("nationality", c)).transpose()?;
         let contributing_country = match input.contributing_country.as_deref() {
             Some(c) => Some(country("contributingCountry", c)?),
@@ -183,7 +186,9 @@ impl MutationRoot {
             .await
             .map_err(store_err)?;
         tracing::info!(case = %case_id.0, operation = "addVictim", "Victim added");
-        Ok(AddVictimPayload { victim: Victim(record), case: reload(ctx, &case_id).await? })
+        audit_write(ctx, WriteOperation::AddVictim, Some(&case_id));
+        let case = reload(ctx, &case_id).await?;
+        Ok(AddVictimPayload { victim: Victim { record, facts: Arc::clone(&case.facts) }, case })
     }
 
     /// Records a UN follow-up action on a case (res. 2589 §4(b)).
@@ -194,7 +199,7 @@ impl MutationRoot {
         expected_version: Option<i32>,
         input: FollowUpActionInput,
     ) -> Result<RecordFollowUpActionPayload> {
-        let actor = authorize_write(ctx, WriteOperation::RecordFollowUpAction)?;
+        let actor = authorize_write(ctx, WriteOperation::RecordFollowUpAction, Some(&case_id))?;
         let action = NewFollowUp {
             kind: input.kind,
             description: text("description", &input.description, 10_000)?,
@@ -206,12 +211,14 @@ impl MutationRoot {
             .await
             .map_err(store_err)?;
         tracing::info!(case = %case_id.0, operation = "recordFollowUpAction", "Follow-up action recorded");
-        Ok(RecordFollowUpActionPayload { follow_up_action: FollowUpAction(record), case: reload(ctx, &case_id).await? })
+        audit_write(ctx, WriteOperation::RecordFollowUpAction, Some(&case_id));
+        let case = reload(ctx, &case_id).await?;
+        Ok(RecordFollowUpActionPayload { follow_up_action: FollowUpAction { record, facts: Arc::clone(&case.facts) }, case })
     }
 
     /// Records capacity-building assistance offered to a host state (res. 2589 §5).
     async fn record_assistance(&self, ctx: &Context<'_>, input: AssistanceInput) -> Result<CapacityBuildingAssistance> {
-        let actor = authorize_write(ctx, WriteOperation::RecordAssistance)?;
+        let actor = authorize_write(ctx, WriteOperation::RecordAssistance, None)?;
         let period_start = input.period_start.map(|d| d.0);
         let period_end = input.period_end.map(|d| d.0);
         if let (Some(s), Some(e)) = (period_start, period_end) {
@@ -231,13 +238,14 @@ impl MutationRoot {
         };
         let record = services(ctx).store.insert_assistance(record, &actor).await.map_err(store_err)?;
         tracing::info!(assistance = %record.id, operation = "recordAssistance", "Assistance recorded");
+        audit_write(ctx, WriteOperation::RecordAssistance, None);
         Ok(CapacityBuildingAssistance(record))
     }
 
     /// Designates (or, with `focalPoint: null`, clears) a mission's focal point for safety and
     /// security cases (res. 2589 §9).
     async fn set_mission_focal_point(&self, ctx: &Context<'_>, mission: String, focal_point: Option<FocalPointInput>) -> Result<Mission> {
-        let actor = authorize_write(ctx, WriteOperation::SetFocalPoint)?;
+        let actor = authorize_write(ctx, WriteOperation::SetFocalPoint, None)?;
         let focal_point = match focal_point {
             Some(f) => Some(crate::store::FocalPoint {
                 name: text("focalPoint.name", &f.name, 200)?,
@@ -246,7 +254,9 @@ impl MutationRoot {
             None => None,
         };
         let record = services(ctx).store.set_focal_point(mission.trim(), focal_point).await.map_err(store_err)?;
-        tracing::info!(mission = %record.code, actor = %actor, operation = "setMissionFocalPoint", "Focal point set");
+        tracing::info!(mission = %record.code, operation = "setMissionFocalPoint", "Focal point set");
+        let _ = actor;
+        audit_write(ctx, WriteOperation::SetFocalPoint, None);
         Ok(Mission(record))
     }
 
@@ -258,7 +268,7 @@ impl MutationRoot {
         expected_version: Option<i32>,
         input: NationalReferenceInput,
     ) -> Result<LinkNationalReferencePayload> {
-        let actor = authorize_write(ctx, WriteOperation::LinkNationalReference)?;
+        let actor = authorize_write(ctx, WriteOperation::LinkNationalReference, Some(&case_id))?;
         let link = NewNationalReference {
             state: country("state", &input.state)?,
             authority: text("authority", &input.authority, 300)?,
@@ -270,6 +280,8 @@ impl MutationRoot {
             .await
             .map_err(store_err)?;
         tracing::info!(case = %case_id.0, operation = "linkNationalReference", "National reference linked");
-        Ok(LinkNationalReferencePayload { national_reference: NationalReference(record), case: reload(ctx, &case_id).await? })
+        audit_write(ctx, WriteOperation::LinkNationalReference, Some(&case_id));
+        let case = reload(ctx, &case_id).await?;
+        Ok(LinkNationalReferencePayload { national_reference: NationalReference { record, facts: Arc::clone(&case.facts) }, case })
     }
 }

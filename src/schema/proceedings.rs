@@ -6,7 +6,8 @@
 //! `null` with `CONNECTOR_UNMAPPED_VALUE` at its field; the label itself stays readable.
 
 use super::scalars::{Date, DateTime};
-use super::{gate, services};
+use super::{gate, gate_at, services};
+use crate::access::{CaseFacts, Level, Subject};
 use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, FreshnessState, Mapped};
 use crate::connectors::{ConnectorHandle, ConnectorKind, Connectors, HealthState, Lookup, MatchBy, Served};
 use crate::error::{gql_error, ErrorCode};
@@ -61,6 +62,7 @@ impl Loader<ProceedingsKey> for ConnectorLoader {
 pub(crate) async fn for_case(
     ctx: &Context<'_>,
     case: &crate::store::CaseRecord,
+    facts: &Arc<CaseFacts>,
 ) -> Result<Vec<Option<Result<NationalProceedings>>>> {
     let connectors = &services(ctx).connectors;
     let Some(host) = case.host_state.as_deref() else { return Ok(Vec::new()) };
@@ -120,7 +122,27 @@ pub(crate) async fn for_case(
             }
         }
         match (served, failure) {
-            (Some(s), _) => out.push(Some(Ok(NationalProceedings { served: s, handle: Arc::clone(&handle) }))),
+            (Some(s), _) => {
+                let access = &services(ctx).access;
+                let floor = s.proceedings.marking.as_deref().map(|m| access.policy().marking_level(m));
+                // SEALED content never leaves the connector layer: only the fact that a
+                // restricted record exists does.
+                let served = if floor == Some(Level::Sealed) {
+                    Arc::new(Served {
+                        proceedings: crate::connectors::model::Proceedings::withheld(&s.proceedings.key),
+                        freshness: s.freshness,
+                        age: s.age,
+                    })
+                } else {
+                    s
+                };
+                out.push(Some(Ok(NationalProceedings {
+                    served,
+                    handle: Arc::clone(&handle),
+                    facts: Arc::clone(facts),
+                    floor,
+                })))
+            }
             (None, Some(e)) => {
                 out.push(Some(Err(gql_error(e.kind.error_code(), e.message.clone()))))
             }
@@ -144,86 +166,95 @@ fn unmapped<T: Copy>(connector: &str, field: &str, value: &Mapped<T>) -> Result<
 pub struct NationalProceedings {
     served: Arc<Served>,
     handle: Arc<ConnectorHandle>,
+    facts: Arc<CaseFacts>,
+    /// The level the source's marking raises every field to.
+    floor: Option<Level>,
 }
 
 #[Object]
 impl NationalProceedings {
     /// Id of the connector (host-state system) that reported them.
     async fn source(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalProceedings", "source")?;
+        gate_at(ctx, "NationalProceedings", "source", Subject::Case(&self.facts), self.floor)?;
         Ok(&self.handle.id)
     }
     /// Name of that system.
     async fn source_name(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalProceedings", "sourceName")?;
+        gate_at(ctx, "NationalProceedings", "sourceName", Subject::Case(&self.facts), self.floor)?;
         Ok(&self.handle.name)
     }
     /// The national reference of the case file.
     async fn national_reference(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "NationalProceedings", "nationalReference")?;
+        gate_at(ctx, "NationalProceedings", "nationalReference", Subject::Case(&self.facts), self.floor)?;
         Ok(self.served.proceedings.national_reference.as_deref())
     }
     /// The authority in charge.
     async fn authority(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "NationalProceedings", "authority")?;
+        gate_at(ctx, "NationalProceedings", "authority", Subject::Case(&self.facts), self.floor)?;
         Ok(self.served.proceedings.authority.as_deref())
     }
     /// Current stage, canonical. Null with `CONNECTOR_UNMAPPED_VALUE` when the national label
     /// has no mapping (see `nationalStage`).
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        gate(ctx, "NationalProceedings", "stage")?;
+        gate_at(ctx, "NationalProceedings", "stage", Subject::Case(&self.facts), self.floor)?;
         self.served.proceedings.stage.as_ref().map(|s| unmapped(&self.handle.id, "stage", s)).transpose()
     }
     /// Current stage, as the national system words it.
     async fn national_stage(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "NationalProceedings", "nationalStage")?;
+        gate_at(ctx, "NationalProceedings", "nationalStage", Subject::Case(&self.facts), self.floor)?;
         Ok(self.served.proceedings.national_stage.as_deref())
     }
     /// Dated stages, oldest first.
     async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<StageEntry>> {
-        gate(ctx, "NationalProceedings", "stageHistory")?;
+        gate_at(ctx, "NationalProceedings", "stageHistory", Subject::Case(&self.facts), self.floor)?;
         Ok(self
             .served
             .proceedings
             .stage_history
             .iter()
-            .map(|e| StageEntry { entry: e.clone(), connector: self.handle.id.clone() })
+            .map(|e| StageEntry { entry: e.clone(), connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor })
             .collect())
     }
     /// The court seized.
     async fn court(&self, ctx: &Context<'_>) -> Result<Option<Court>> {
-        gate(ctx, "NationalProceedings", "court")?;
-        Ok(self.served.proceedings.court.clone().map(|c| Court { court: c, connector: self.handle.id.clone() }))
+        gate_at(ctx, "NationalProceedings", "court", Subject::Case(&self.facts), self.floor)?;
+        Ok(self.served.proceedings.court.clone().map(|c| Court { court: c, connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor }))
     }
     /// Charges, as worded nationally.
     async fn charges(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        gate(ctx, "NationalProceedings", "charges")?;
+        gate_at(ctx, "NationalProceedings", "charges", Subject::Case(&self.facts), self.floor)?;
         Ok(self.served.proceedings.charges.clone())
     }
     /// Defendants.
     async fn defendants(&self, ctx: &Context<'_>) -> Result<Vec<Defendant>> {
-        gate(ctx, "NationalProceedings", "defendants")?;
+        gate_at(ctx, "NationalProceedings", "defendants", Subject::Case(&self.facts), self.floor)?;
         Ok(self
             .served
             .proceedings
             .defendants
             .iter()
-            .map(|d| Defendant { defendant: d.clone(), connector: self.handle.id.clone() })
+            .map(|d| Defendant { defendant: d.clone(), connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor })
             .collect())
     }
     /// Next hearing.
     async fn next_hearing(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "NationalProceedings", "nextHearing")?;
+        gate_at(ctx, "NationalProceedings", "nextHearing", Subject::Case(&self.facts), self.floor)?;
         Ok(self.served.proceedings.next_hearing.map(Date))
     }
     /// When the national system last changed the record.
     async fn source_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
-        gate(ctx, "NationalProceedings", "sourceUpdatedAt")?;
+        gate_at(ctx, "NationalProceedings", "sourceUpdatedAt", Subject::Case(&self.facts), self.floor)?;
         Ok(self.served.proceedings.source_updated_at.map(DateTime))
+    }
+    /// The source marks this record SEALED: it exists, and nothing of it leaves the host-state
+    /// system.
+    async fn restricted_record_exists(&self, ctx: &Context<'_>) -> Result<bool> {
+        gate(ctx, "NationalProceedings", "restrictedRecordExists", Subject::Case(&self.facts))?;
+        Ok(self.floor == Some(Level::Sealed))
     }
     /// How fresh this answer is.
     async fn freshness(&self, ctx: &Context<'_>) -> Result<Freshness> {
-        gate(ctx, "NationalProceedings", "freshness")?;
+        gate_at(ctx, "NationalProceedings", "freshness", Subject::Case(&self.facts), self.floor)?;
         Ok(Freshness {
             state: self.served.freshness,
             age_seconds: i32::try_from(self.served.age.as_secs()).unwrap_or(i32::MAX),
@@ -245,23 +276,25 @@ pub struct Freshness {
 pub struct StageEntry {
     entry: crate::connectors::model::StageEntry,
     connector: String,
+    facts: Arc<CaseFacts>,
+    floor: Option<Level>,
 }
 
 #[Object]
 impl StageEntry {
     /// Canonical stage (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        gate(ctx, "StageEntry", "stage")?;
+        gate_at(ctx, "StageEntry", "stage", Subject::Case(&self.facts), self.floor)?;
         unmapped(&self.connector, "stage", &self.entry.stage).map(Some)
     }
     /// The national label.
     async fn national_label(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "StageEntry", "nationalLabel")?;
+        gate_at(ctx, "StageEntry", "nationalLabel", Subject::Case(&self.facts), self.floor)?;
         Ok(&self.entry.national_label)
     }
     /// When it was reached.
     async fn date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "StageEntry", "date")?;
+        gate_at(ctx, "StageEntry", "date", Subject::Case(&self.facts), self.floor)?;
         Ok(self.entry.date.map(Date))
     }
 }
@@ -270,19 +303,21 @@ impl StageEntry {
 pub struct Court {
     court: crate::connectors::model::Court,
     connector: String,
+    facts: Arc<CaseFacts>,
+    floor: Option<Level>,
 }
 
 #[Object]
 impl Court {
     /// Name.
     async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Court", "name")?;
+        gate_at(ctx, "Court", "name", Subject::Case(&self.facts), self.floor)?;
         Ok(self.court.name.as_deref())
     }
     /// Kind of court (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     #[graphql(name = "type")]
     async fn court_type(&self, ctx: &Context<'_>) -> Result<Option<CourtType>> {
-        gate(ctx, "Court", "type")?;
+        gate_at(ctx, "Court", "type", Subject::Case(&self.facts), self.floor)?;
         self.court.court_type.as_ref().map(|t| unmapped(&self.connector, "court type", t)).transpose()
     }
 }
@@ -291,38 +326,51 @@ impl Court {
 pub struct Defendant {
     defendant: crate::connectors::model::Defendant,
     connector: String,
+    facts: Arc<CaseFacts>,
+    floor: Option<Level>,
 }
 
 #[Object]
 impl Defendant {
     /// Name, as the national system gives it.
     async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Defendant", "name")?;
+        let access = &services(ctx).access;
+        let convicted = matches!(
+            self.defendant.status,
+            Some(Mapped::Known(DefendantStatus::Convicted | DefendantStatus::SentenceServing | DefendantStatus::SentenceServed))
+        );
+        // A convicted defendant's name is on the public record of the verdict; other
+        // defendants' names keep the (higher) level of the field.
+        let level = match (convicted, access.policy().convicted_defendant_name()) {
+            (true, Some(l)) => l,
+            _ => access.policy().field_level("Defendant.name"),
+        };
+        super::gate_level(ctx, "Defendant.name", level.max(self.floor.unwrap_or(Level::Public)), Subject::Case(&self.facts))?;
         Ok(self.defendant.name.as_deref())
     }
     /// Canonical status (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     async fn status(&self, ctx: &Context<'_>) -> Result<Option<DefendantStatus>> {
-        gate(ctx, "Defendant", "status")?;
+        gate_at(ctx, "Defendant", "status", Subject::Case(&self.facts), self.floor)?;
         self.defendant.status.as_ref().map(|s| unmapped(&self.connector, "defendant status", s)).transpose()
     }
     /// The national status label.
     async fn national_status(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Defendant", "nationalStatus")?;
+        gate_at(ctx, "Defendant", "nationalStatus", Subject::Case(&self.facts), self.floor)?;
         Ok(self.defendant.national_status.as_deref())
     }
     /// Tried in absentia.
     async fn in_absentia(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        gate(ctx, "Defendant", "inAbsentia")?;
+        gate_at(ctx, "Defendant", "inAbsentia", Subject::Case(&self.facts), self.floor)?;
         Ok(self.defendant.in_absentia)
     }
     /// Verdict.
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Defendant", "verdict")?;
+        gate_at(ctx, "Defendant", "verdict", Subject::Case(&self.facts), self.floor)?;
         Ok(self.defendant.verdict.as_deref())
     }
     /// Sentence.
     async fn sentence(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Defendant", "sentence")?;
+        gate_at(ctx, "Defendant", "sentence", Subject::Case(&self.facts), self.floor)?;
         Ok(self.defendant.sentence.as_deref())
     }
 }

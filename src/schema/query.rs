@@ -6,6 +6,7 @@ use super::types::{
     Statistics, Viewer,
 };
 use super::{gate, principal, services, store_err};
+use crate::access::Subject;
 use crate::domain::{AssistanceKind, AssistanceStatus, MissionKind, MissionStatus};
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{AssistanceFilter, CaseCursor, CaseFilter, CaseOrder, MissionFilter, StatisticsDimension};
@@ -17,6 +18,42 @@ const DEFAULT_PAGE: i32 = 20;
 /// Entry points for reading.
 #[derive(Default)]
 pub struct QueryRoot;
+
+/// Refuses filters and orderings on data the principal may not read (no oracle): each used
+/// argument is checked against the policy's `arguments` table.
+fn check_arguments(
+    ctx: &Context<'_>,
+    prefix: &str,
+    input: &CaseFilterInput,
+    order: Option<crate::store::CaseOrderField>,
+) -> Result<()> {
+    let p = principal(ctx)?;
+    let access = &services(ctx).access;
+    let used = [
+        ("missions", input.missions.is_some()),
+        ("hostStates", input.host_states.is_some()),
+        ("acts", input.acts.is_some()),
+        ("victimCategories", input.victim_categories.is_some()),
+        ("victimNationalities", input.victim_nationalities.is_some()),
+        ("contributingCountries", input.contributing_countries.is_some()),
+        ("from", input.from.is_some()),
+        ("to", input.to.is_some()),
+        ("missionStatus", input.mission_status.is_some()),
+    ];
+    for (name, _) in used.iter().filter(|(_, u)| *u) {
+        super::decide(ctx, access.authorize_argument(p, &format!("{prefix}.filter.{name}")), None)?;
+    }
+    if let Some(field) = order {
+        let name = match field {
+            crate::store::CaseOrderField::IncidentDate => "INCIDENT_DATE",
+            crate::store::CaseOrderField::Reference => "REFERENCE",
+            crate::store::CaseOrderField::Mission => "MISSION",
+            crate::store::CaseOrderField::VictimCount => "VICTIM_COUNT",
+        };
+        super::decide(ctx, access.authorize_argument(p, &format!("{prefix}.orderBy.{name}")), None)?;
+    }
+    Ok(())
+}
 
 /// Refuses mission codes the store does not hold (one query for the whole filter).
 pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Result<()> {
@@ -60,7 +97,7 @@ async fn prefetch_page(ctx: &Context<'_>, rows: &[crate::store::CaseRecord]) -> 
     m.and(v).and(f).and(r).and(a).map_err(super::load_err)
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// The caller, as the gateway sees it (subject, organisation, roles).
     async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
@@ -69,14 +106,14 @@ impl QueryRoot {
 
     /// Missions (and UN entities under which cases are recorded), ordered by code.
     async fn missions(&self, ctx: &Context<'_>, status: Option<MissionStatus>, kind: Option<MissionKind>) -> Result<Vec<Mission>> {
-        gate(ctx, "Query", "missions")?;
+        gate(ctx, "Query", "missions", Subject::General)?;
         let missions = services(ctx).store.list_missions(&MissionFilter { status, kind }).await.map_err(store_err)?;
         Ok(missions.into_iter().map(Mission).collect())
     }
 
     /// One mission by code.
     async fn mission(&self, ctx: &Context<'_>, code: String) -> Result<Option<Mission>> {
-        gate(ctx, "Query", "mission")?;
+        gate(ctx, "Query", "mission", Subject::General)?;
         let found = services(ctx).store.missions_by_codes(&[code]).await.map_err(store_err)?;
         Ok(found.into_iter().next().map(Mission))
     }
@@ -92,7 +129,7 @@ impl QueryRoot {
         #[graphql(desc = "Page size (default 20, at most the configured maximum).")] first: Option<i32>,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> Result<CaseConnection> {
-        gate(ctx, "Query", "cases")?;
+        gate(ctx, "Query", "cases", Subject::General)?;
         let svc = services(ctx);
         let first = first.unwrap_or(DEFAULT_PAGE);
         if first < 0 {
@@ -103,17 +140,21 @@ impl QueryRoot {
         if first > max {
             return Err(gql_error(ErrorCode::PageTooLarge, format!("first must be at most {max}")));
         }
-        let filter = filter.unwrap_or_default().parse()?;
+        let principal = principal(ctx)?;
+        let input = filter.unwrap_or_default();
+        check_arguments(ctx, "Query.cases", &input, order_by.map(|o| o.field))?;
+        let mut filter = input.parse()?;
         check_missions(ctx, &filter).await?;
+        filter.scope = svc.access.case_scope(principal);
         let order: CaseOrder = order_by.map(Into::into).unwrap_or_default();
-        let cursor = after.as_deref().map(|a| decode_cursor(a, order)).transpose()?;
+        let cursor = after.as_deref().map(|a| decode_cursor(ctx, a, order)).transpose()?;
         let mut rows = svc.store.list_cases(&filter, order, cursor.as_ref(), first + 1).await.map_err(store_err)?;
         let has_next_page = rows.len() > first as usize;
         rows.truncate(first as usize);
         prefetch_page(ctx, &rows).await?;
         let edges: Vec<CaseEdge> = rows
             .into_iter()
-            .map(|c| CaseEdge { cursor: encode_cursor(&CaseCursor::after(&c, order)), node: Case(c) })
+            .map(|c| CaseEdge { cursor: encode_cursor(ctx, &CaseCursor::after(&c, order)), node: Case::from(c) })
             .collect();
         Ok(CaseConnection {
             page_info: PageInfo {
@@ -129,13 +170,16 @@ impl QueryRoot {
 
     /// One case, by `id` or by `reference` (give exactly one).
     async fn case(&self, ctx: &Context<'_>, id: Option<ID>, reference: Option<String>) -> Result<Option<Case>> {
-        gate(ctx, "Query", "case")?;
-        let store = &services(ctx).store;
-        match (id, reference) {
-            (Some(id), None) => Ok(store.cases_by_ids(&[id.0]).await.map_err(store_err)?.into_iter().next().map(Case)),
-            (None, Some(r)) => Ok(store.case_by_reference(r.trim()).await.map_err(store_err)?.map(Case)),
-            _ => Err(gql_error(ErrorCode::InvalidInput, "give exactly one of `id` and `reference`")),
-        }
+        gate(ctx, "Query", "case", Subject::General)?;
+        let svc = services(ctx);
+        let found = match (id, reference) {
+            (Some(id), None) => svc.store.cases_by_ids(&[id.0]).await.map_err(store_err)?.into_iter().next(),
+            (None, Some(r)) => svc.store.case_by_reference(r.trim()).await.map_err(store_err)?,
+            _ => return Err(gql_error(ErrorCode::InvalidInput, "give exactly one of `id` and `reference`")),
+        };
+        // A case the principal may not see answers exactly like a case that does not exist.
+        let principal = principal(ctx)?;
+        Ok(found.map(Case::from).filter(|c| svc.access.case_visible(principal, &c.facts)))
     }
 
     /// Capacity-building assistance offered by the UN to host states (res. 2589 §5).
@@ -146,7 +190,7 @@ impl QueryRoot {
         kinds: Option<Vec<AssistanceKind>>,
         status: Option<AssistanceStatus>,
     ) -> Result<Vec<CapacityBuildingAssistance>> {
-        gate(ctx, "Query", "capacityBuildingAssistance")?;
+        gate(ctx, "Query", "capacityBuildingAssistance", Subject::General)?;
         let filter = AssistanceFilter {
             host_states: countries("hostStates", &host_states.unwrap_or_default())?,
             kinds: kinds.unwrap_or_default(),
@@ -158,16 +202,20 @@ impl QueryRoot {
 
     /// Host-state connectors and how they are doing (state, last success, last error, latency).
     async fn connectors(&self, ctx: &Context<'_>) -> Result<Vec<super::proceedings::ConnectorStatus>> {
-        gate(ctx, "Query", "connectors")?;
+        gate(ctx, "Query", "connectors", Subject::General)?;
         Ok(services(ctx).connectors.all().iter().cloned().map(super::proceedings::ConnectorStatus).collect())
     }
 
     /// Counts of cases and victims grouped by mission, host state, year or act.
     async fn statistics(&self, ctx: &Context<'_>, by: StatisticsDimension, filter: Option<CaseFilterInput>) -> Result<Statistics> {
-        gate(ctx, "Query", "statistics")?;
-        let filter = filter.unwrap_or_default().parse()?;
+        gate(ctx, "Query", "statistics", Subject::General)?;
+        let input = filter.unwrap_or_default();
+        check_arguments(ctx, "Query.statistics", &input, None)?;
+        let filter = input.parse()?;
         check_missions(ctx, &filter).await?;
-        let rows = services(ctx).store.statistics(by, &filter).await.map_err(store_err)?;
-        Ok(Statistics { by, rows, filter })
+        let svc = services(ctx);
+        let rows = svc.store.statistics(by, &filter).await.map_err(store_err)?;
+        let suppress = svc.access.suppress_small_cells(principal(ctx)?);
+        Ok(Statistics::new(by, rows, filter, suppress))
     }
 }

@@ -4,7 +4,8 @@
 use super::loaders::{fetch, AssistanceOf, CaseKey, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, StoreLoader, VictimsOf};
 use super::scalars::{Date, DateTime};
 use super::{gate, load_err, services};
-use crate::access::Role;
+use crate::access::{CaseFacts, Role, Subject};
+use std::sync::Arc;
 use crate::domain::{
     Act, AssistanceKind, AssistanceStatus, FollowUpKind, Gender, Harm, MissionKind, MissionStatus, PersonnelCategory,
 };
@@ -48,43 +49,43 @@ pub struct FocalPoint {
 impl Mission {
     /// Code, e.g. `MINUSMA`.
     async fn code(&self, ctx: &Context<'_>) -> Result<String> {
-        gate(ctx, "Mission", "code")?;
+        gate(ctx, "Mission", "code", Subject::General)?;
         Ok(self.0.code.to_string())
     }
     /// Full name.
     async fn name(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Mission", "name")?;
+        gate(ctx, "Mission", "name", Subject::General)?;
         Ok(&self.0.name)
     }
     /// Kind of presence.
     async fn kind(&self, ctx: &Context<'_>) -> Result<MissionKind> {
-        gate(ctx, "Mission", "kind")?;
+        gate(ctx, "Mission", "kind", Subject::General)?;
         Ok(self.0.kind)
     }
     /// Active or closed. Cases of closed missions remain in the record (res. 2589 §4).
     async fn status(&self, ctx: &Context<'_>) -> Result<MissionStatus> {
-        gate(ctx, "Mission", "status")?;
+        gate(ctx, "Mission", "status", Subject::General)?;
         Ok(self.0.status)
     }
     /// Start date, when known.
     async fn start_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "Mission", "startDate")?;
+        gate(ctx, "Mission", "startDate", Subject::General)?;
         Ok(self.0.start_date.map(Date))
     }
     /// End date, when closed and known.
     async fn end_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "Mission", "endDate")?;
+        gate(ctx, "Mission", "endDate", Subject::General)?;
         Ok(self.0.end_date.map(Date))
     }
     /// Territories where the mission operated (ISO 3166-1 alpha-3), main one first. This
     /// models territory, not sovereignty.
     async fn host_territories(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        gate(ctx, "Mission", "hostTerritories")?;
+        gate(ctx, "Mission", "hostTerritories", Subject::General)?;
         Ok(self.0.host_territories.iter().map(|c| c.to_string()).collect())
     }
     /// Headquarters location.
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<MissionLocation>> {
-        gate(ctx, "Mission", "location")?;
+        gate(ctx, "Mission", "location", Subject::General)?;
         let m = &self.0;
         Ok((m.location_name.is_some() || m.latitude.is_some()).then(|| MissionLocation {
             name: m.location_name.clone(),
@@ -94,32 +95,70 @@ impl Mission {
     }
     /// Focal point, when designated.
     async fn focal_point(&self, ctx: &Context<'_>) -> Result<Option<FocalPoint>> {
-        gate(ctx, "Mission", "focalPoint")?;
+        gate(ctx, "Mission", "focalPoint", Subject::General)?;
         Ok(self.0.focal_point.as_ref().map(|f| FocalPoint { name: f.name.clone(), email: f.email.clone() }))
     }
 }
 
 /// One incident of violence against UN personnel.
-pub struct Case(pub CaseRecord);
+pub struct Case {
+    pub(crate) record: CaseRecord,
+    pub(crate) facts: Arc<CaseFacts>,
+}
+
+impl From<CaseRecord> for Case {
+    fn from(record: CaseRecord) -> Self {
+        let facts = CaseFacts::of(&record);
+        Self { record, facts }
+    }
+}
 
 /// Where an incident happened, at three precisions.
-#[derive(SimpleObject)]
 pub struct CaseLocation {
+    region: Option<String>,
+    locality: Option<String>,
+    coordinates: Option<(f64, f64)>,
+    facts: Arc<CaseFacts>,
+}
+
+#[Object]
+impl CaseLocation {
     /// First-level administrative region.
-    pub region: Option<String>,
+    async fn region(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "CaseLocation", "region", Subject::Case(&self.facts))?;
+        Ok(self.region.as_deref())
+    }
     /// Town or village.
-    pub locality: Option<String>,
-    /// Exact position, when recorded.
-    pub coordinates: Option<Coordinates>,
+    async fn locality(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "CaseLocation", "locality", Subject::Case(&self.facts))?;
+        Ok(self.locality.as_deref())
+    }
+    /// Exact position, when recorded (restricted).
+    async fn coordinates(&self, ctx: &Context<'_>) -> Result<Option<Coordinates>> {
+        gate(ctx, "CaseLocation", "coordinates", Subject::Case(&self.facts))?;
+        Ok(self.coordinates.map(|(latitude, longitude)| Coordinates { latitude, longitude, facts: Arc::clone(&self.facts) }))
+    }
 }
 
 /// A position (WGS 84).
-#[derive(SimpleObject)]
 pub struct Coordinates {
+    latitude: f64,
+    longitude: f64,
+    facts: Arc<CaseFacts>,
+}
+
+#[Object]
+impl Coordinates {
     /// Latitude.
-    pub latitude: f64,
+    async fn latitude(&self, ctx: &Context<'_>) -> Result<f64> {
+        gate(ctx, "Coordinates", "latitude", Subject::Case(&self.facts))?;
+        Ok(self.latitude)
+    }
     /// Longitude.
-    pub longitude: f64,
+    async fn longitude(&self, ctx: &Context<'_>) -> Result<f64> {
+        gate(ctx, "Coordinates", "longitude", Subject::Case(&self.facts))?;
+        Ok(self.longitude)
+    }
 }
 
 fn prefetched<'a>(ctx: &'a Context<'_>) -> &'a Prefetched {
@@ -134,86 +173,84 @@ pub(crate) fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
 impl Case {
     /// Opaque id.
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "Case", "id")?;
-        Ok(ID(self.0.id.clone()))
+        gate(ctx, "Case", "id", Subject::Case(&self.facts))?;
+        Ok(ID(self.record.id.clone()))
     }
     /// Human-readable reference, e.g. `MINUSMA-20210113`.
     async fn reference(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Case", "reference")?;
-        Ok(&self.0.reference)
+        gate(ctx, "Case", "reference", Subject::Case(&self.facts))?;
+        Ok(&self.record.reference)
     }
     /// The mission (or UN entity) the victims served with.
     async fn mission(&self, ctx: &Context<'_>) -> Result<Option<Mission>> {
-        gate(ctx, "Case", "mission")?;
-        let m = fetch(loader(ctx), &prefetched(ctx).missions, MissionKey(self.0.mission_code.clone())).await.map_err(load_err)?;
+        gate(ctx, "Case", "mission", Subject::Case(&self.facts))?;
+        let m = fetch(loader(ctx), &prefetched(ctx).missions, MissionKey(self.record.mission_code.clone())).await.map_err(load_err)?;
         Ok(m.map(Mission))
     }
     /// Host state where the incident took place (ISO alpha-3), when known.
     async fn host_state(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Case", "hostState")?;
-        Ok(self.0.host_state.as_deref())
+        gate(ctx, "Case", "hostState", Subject::Case(&self.facts))?;
+        Ok(self.record.host_state.as_deref())
     }
     /// Date of the incident.
     async fn incident_date(&self, ctx: &Context<'_>) -> Result<Date> {
-        gate(ctx, "Case", "incidentDate")?;
-        Ok(Date(self.0.incident_date))
+        gate(ctx, "Case", "incidentDate", Subject::Case(&self.facts))?;
+        Ok(Date(self.record.incident_date))
     }
     /// Date the UN recorded it, when known.
     async fn reported_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "Case", "reportedDate")?;
-        Ok(self.0.reported_date.map(Date))
+        gate(ctx, "Case", "reportedDate", Subject::Case(&self.facts))?;
+        Ok(self.record.reported_date.map(Date))
     }
     /// Acts committed.
     async fn acts(&self, ctx: &Context<'_>) -> Result<Vec<Act>> {
-        gate(ctx, "Case", "acts")?;
-        Ok(self.0.acts.clone())
+        gate(ctx, "Case", "acts", Subject::Case(&self.facts))?;
+        Ok(self.record.acts.clone())
     }
     /// Where it happened.
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<CaseLocation>> {
-        gate(ctx, "Case", "location")?;
-        let c = &self.0;
-        let coordinates = match (c.latitude, c.longitude) {
-            (Some(latitude), Some(longitude)) => Some(Coordinates { latitude, longitude }),
-            _ => None,
-        };
+        gate(ctx, "Case", "location", Subject::Case(&self.facts))?;
+        let c = &self.record;
+        let coordinates = c.latitude.zip(c.longitude);
         Ok((c.region.is_some() || c.locality.is_some() || coordinates.is_some()).then(|| CaseLocation {
             region: c.region.clone(),
             locality: c.locality.clone(),
             coordinates,
+            facts: Arc::clone(&self.facts),
         }))
     }
     /// Narrative summary.
     async fn summary(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Case", "summary")?;
-        Ok(self.0.summary.as_deref())
+        gate(ctx, "Case", "summary", Subject::Case(&self.facts))?;
+        Ok(self.record.summary.as_deref())
     }
     /// Alleged perpetrator groups.
     async fn perpetrator_groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
-        gate(ctx, "Case", "perpetratorGroups")?;
-        Ok(Some(self.0.perpetrator_groups.clone()))
+        gate(ctx, "Case", "perpetratorGroups", Subject::Case(&self.facts))?;
+        Ok(Some(self.record.perpetrator_groups.clone()))
     }
     /// Number of victims recorded.
     async fn victim_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(ctx, "Case", "victimCount")?;
-        Ok(int(self.0.victim_count))
+        gate(ctx, "Case", "victimCount", Subject::Case(&self.facts))?;
+        Ok(int(self.record.victim_count))
     }
     /// Victims.
     async fn victims(&self, ctx: &Context<'_>) -> Result<Vec<Victim>> {
-        gate(ctx, "Case", "victims")?;
-        let v = fetch(loader(ctx), &prefetched(ctx).victims, VictimsOf(self.0.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(Victim).collect())
+        gate(ctx, "Case", "victims", Subject::Case(&self.facts))?;
+        let v = fetch(loader(ctx), &prefetched(ctx).victims, VictimsOf(self.record.id.clone())).await.map_err(load_err)?;
+        Ok(v.unwrap_or_default().into_iter().map(|v| Victim { record: v, facts: Arc::clone(&self.facts) }).collect())
     }
     /// Measures the UN took to follow up (res. 2589 §4(b)).
     async fn follow_up_actions(&self, ctx: &Context<'_>) -> Result<Vec<FollowUpAction>> {
-        gate(ctx, "Case", "followUpActions")?;
-        let v = fetch(loader(ctx), &prefetched(ctx).follow_ups, FollowUpsOf(self.0.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(FollowUpAction).collect())
+        gate(ctx, "Case", "followUpActions", Subject::Case(&self.facts))?;
+        let v = fetch(loader(ctx), &prefetched(ctx).follow_ups, FollowUpsOf(self.record.id.clone())).await.map_err(load_err)?;
+        Ok(v.unwrap_or_default().into_iter().map(|r| FollowUpAction { record: r, facts: Arc::clone(&self.facts) }).collect())
     }
     /// National case-file references the UN recorded.
     async fn national_references(&self, ctx: &Context<'_>) -> Result<Vec<NationalReference>> {
-        gate(ctx, "Case", "nationalReferences")?;
-        let v = fetch(loader(ctx), &prefetched(ctx).references, ReferencesOf(self.0.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(NationalReference).collect())
+        gate(ctx, "Case", "nationalReferences", Subject::Case(&self.facts))?;
+        let v = fetch(loader(ctx), &prefetched(ctx).references, ReferencesOf(self.record.id.clone())).await.map_err(load_err)?;
+        Ok(v.unwrap_or_default().into_iter().map(|r| NationalReference { record: r, facts: Arc::clone(&self.facts) }).collect())
     }
     /// National proceedings, one entry per host-state system that knows the case, joined live
     /// (or from the connector's cache; see `freshness`). A system that fails gives `null` in
@@ -222,145 +259,160 @@ impl Case {
         &self,
         ctx: &Context<'_>,
     ) -> Result<Vec<Option<Result<super::proceedings::NationalProceedings>>>> {
-        gate(ctx, "Case", "nationalProceedings")?;
-        super::proceedings::for_case(ctx, &self.0).await
+        gate(ctx, "Case", "nationalProceedings", Subject::Case(&self.facts))?;
+        super::proceedings::for_case(ctx, &self.record, &self.facts).await
     }
     /// Capacity-building assistance linked to this case (res. 2589 §5).
     async fn capacity_building_assistance(&self, ctx: &Context<'_>) -> Result<Vec<CapacityBuildingAssistance>> {
-        gate(ctx, "Case", "capacityBuildingAssistance")?;
-        let v = fetch(loader(ctx), &prefetched(ctx).assistance, AssistanceOf(self.0.id.clone())).await.map_err(load_err)?;
+        gate(ctx, "Case", "capacityBuildingAssistance", Subject::Case(&self.facts))?;
+        let v = fetch(loader(ctx), &prefetched(ctx).assistance, AssistanceOf(self.record.id.clone())).await.map_err(load_err)?;
         Ok(v.unwrap_or_default().into_iter().map(CapacityBuildingAssistance).collect())
     }
     /// Version for optimistic concurrency: pass it as `expectedVersion` when changing the case.
     async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(ctx, "Case", "version")?;
-        Ok(int(self.0.version))
+        gate(ctx, "Case", "version", Subject::Case(&self.facts))?;
+        Ok(int(self.record.version))
     }
     /// Where the record came from: `DPPADPOSS-FATALITIES` (UN Peace and Security Data Hub) or `reported`.
     async fn source(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Case", "source")?;
-        Ok(&self.0.source)
+        gate(ctx, "Case", "source", Subject::Case(&self.facts))?;
+        Ok(&self.record.source)
     }
     /// When the record was created.
     async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "Case", "createdAt")?;
-        Ok(DateTime(self.0.created_at))
+        gate(ctx, "Case", "createdAt", Subject::Case(&self.facts))?;
+        Ok(DateTime(self.record.created_at))
     }
     /// When the record last changed.
     async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "Case", "updatedAt")?;
-        Ok(DateTime(self.0.updated_at))
+        gate(ctx, "Case", "updatedAt", Subject::Case(&self.facts))?;
+        Ok(DateTime(self.record.updated_at))
     }
 }
 
 /// A person harmed in an incident.
-pub struct Victim(pub VictimRecord);
+pub struct Victim {
+    pub(crate) record: VictimRecord,
+    pub(crate) facts: Arc<CaseFacts>,
+}
+
+impl Victim {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Victim(&self.facts, self.record.nationality.as_deref(), self.record.contributing_country.as_deref())
+    }
+}
 
 #[Object]
 impl Victim {
     /// Opaque id.
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "Victim", "id")?;
-        Ok(ID(self.0.id.clone()))
+        gate(ctx, "Victim", "id", self.subject())?;
+        Ok(ID(self.record.id.clone()))
     }
     /// Personnel category.
     async fn category(&self, ctx: &Context<'_>) -> Result<PersonnelCategory> {
-        gate(ctx, "Victim", "category")?;
-        Ok(self.0.category)
+        gate(ctx, "Victim", "category", self.subject())?;
+        Ok(self.record.category)
     }
     /// Troop- or police-contributing country (uniformed personnel).
     async fn contributing_country(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "contributingCountry")?;
-        Ok(self.0.contributing_country.as_deref())
+        gate(ctx, "Victim", "contributingCountry", self.subject())?;
+        Ok(self.record.contributing_country.as_deref())
     }
     /// Nationality, when known.
     async fn nationality(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "nationality")?;
-        Ok(self.0.nationality.as_deref())
+        gate(ctx, "Victim", "nationality", self.subject())?;
+        Ok(self.record.nationality.as_deref())
     }
     /// Harm suffered.
     async fn harm(&self, ctx: &Context<'_>) -> Result<Harm> {
-        gate(ctx, "Victim", "harm")?;
-        Ok(self.0.harm)
+        gate(ctx, "Victim", "harm", self.subject())?;
+        Ok(self.record.harm)
     }
     /// Gender, when recorded.
     async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
-        gate(ctx, "Victim", "gender")?;
-        Ok(self.0.gender)
+        gate(ctx, "Victim", "gender", self.subject())?;
+        Ok(self.record.gender)
     }
     /// Name (sensitive).
     async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "name")?;
-        Ok(self.0.name.as_deref())
+        gate(ctx, "Victim", "name", self.subject())?;
+        Ok(self.record.name.as_deref())
     }
     /// Service number (sensitive).
     async fn service_number(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "serviceNumber")?;
-        Ok(self.0.service_number.as_deref())
+        gate(ctx, "Victim", "serviceNumber", self.subject())?;
+        Ok(self.record.service_number.as_deref())
     }
 }
 
 /// A UN follow-up measure on a case.
-pub struct FollowUpAction(pub FollowUpRecord);
+pub struct FollowUpAction {
+    pub(crate) record: FollowUpRecord,
+    pub(crate) facts: Arc<CaseFacts>,
+}
 
 #[Object]
 impl FollowUpAction {
     /// Opaque id.
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "FollowUpAction", "id")?;
-        Ok(ID(self.0.id.clone()))
+        gate(ctx, "FollowUpAction", "id", Subject::Case(&self.facts))?;
+        Ok(ID(self.record.id.clone()))
     }
     /// Kind of measure.
     async fn kind(&self, ctx: &Context<'_>) -> Result<FollowUpKind> {
-        gate(ctx, "FollowUpAction", "kind")?;
-        Ok(self.0.kind)
+        gate(ctx, "FollowUpAction", "kind", Subject::Case(&self.facts))?;
+        Ok(self.record.kind)
     }
     /// What was done.
     async fn description(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "FollowUpAction", "description")?;
-        Ok(&self.0.description)
+        gate(ctx, "FollowUpAction", "description", Subject::Case(&self.facts))?;
+        Ok(&self.record.description)
     }
     /// When it was done.
     async fn taken_on(&self, ctx: &Context<'_>) -> Result<Date> {
-        gate(ctx, "FollowUpAction", "takenOn")?;
-        Ok(Date(self.0.taken_on))
+        gate(ctx, "FollowUpAction", "takenOn", Subject::Case(&self.facts))?;
+        Ok(Date(self.record.taken_on))
     }
     /// When it was recorded.
     async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "FollowUpAction", "recordedAt")?;
-        Ok(DateTime(self.0.recorded_at))
+        gate(ctx, "FollowUpAction", "recordedAt", Subject::Case(&self.facts))?;
+        Ok(DateTime(self.record.recorded_at))
     }
 }
 
 /// A reference to a national case file, recorded by the UN.
-pub struct NationalReference(pub NationalReferenceRecord);
+pub struct NationalReference {
+    pub(crate) record: NationalReferenceRecord,
+    pub(crate) facts: Arc<CaseFacts>,
+}
 
 #[Object]
 impl NationalReference {
     /// Opaque id.
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "NationalReference", "id")?;
-        Ok(ID(self.0.id.clone()))
+        gate(ctx, "NationalReference", "id", Subject::Case(&self.facts))?;
+        Ok(ID(self.record.id.clone()))
     }
     /// State whose authority holds the file (ISO alpha-3).
     async fn state(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalReference", "state")?;
-        Ok(&self.0.state)
+        gate(ctx, "NationalReference", "state", Subject::Case(&self.facts))?;
+        Ok(&self.record.state)
     }
     /// Authority holding the file.
     async fn authority(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalReference", "authority")?;
-        Ok(&self.0.authority)
+        gate(ctx, "NationalReference", "authority", Subject::Case(&self.facts))?;
+        Ok(&self.record.authority)
     }
     /// The national reference.
     async fn reference(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalReference", "reference")?;
-        Ok(&self.0.reference)
+        gate(ctx, "NationalReference", "reference", Subject::Case(&self.facts))?;
+        Ok(&self.record.reference)
     }
     /// When it was recorded.
     async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "NationalReference", "recordedAt")?;
-        Ok(DateTime(self.0.recorded_at))
+        gate(ctx, "NationalReference", "recordedAt", Subject::Case(&self.facts))?;
+        Ok(DateTime(self.record.recorded_at))
     }
 }
 
@@ -371,91 +423,105 @@ pub struct CapacityBuildingAssistance(pub AssistanceRecord);
 impl CapacityBuildingAssistance {
     /// Opaque id.
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "CapacityBuildingAssistance", "id")?;
+        gate(ctx, "CapacityBuildingAssistance", "id", Subject::HostState(&self.0.host_state))?;
         Ok(ID(self.0.id.clone()))
     }
     /// Host state assisted (ISO alpha-3).
     async fn host_state(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "CapacityBuildingAssistance", "hostState")?;
+        gate(ctx, "CapacityBuildingAssistance", "hostState", Subject::HostState(&self.0.host_state))?;
         Ok(&self.0.host_state)
     }
     /// Kind of assistance.
     async fn kind(&self, ctx: &Context<'_>) -> Result<AssistanceKind> {
-        gate(ctx, "CapacityBuildingAssistance", "kind")?;
+        gate(ctx, "CapacityBuildingAssistance", "kind", Subject::HostState(&self.0.host_state))?;
         Ok(self.0.kind)
     }
     /// UN provider.
     async fn provider(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "CapacityBuildingAssistance", "provider")?;
+        gate(ctx, "CapacityBuildingAssistance", "provider", Subject::HostState(&self.0.host_state))?;
         Ok(&self.0.provider)
     }
     /// Where the offer stands.
     async fn status(&self, ctx: &Context<'_>) -> Result<AssistanceStatus> {
-        gate(ctx, "CapacityBuildingAssistance", "status")?;
+        gate(ctx, "CapacityBuildingAssistance", "status", Subject::HostState(&self.0.host_state))?;
         Ok(self.0.status)
     }
     /// Start of the period.
     async fn period_start(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "CapacityBuildingAssistance", "periodStart")?;
+        gate(ctx, "CapacityBuildingAssistance", "periodStart", Subject::HostState(&self.0.host_state))?;
         Ok(self.0.period_start.map(Date))
     }
     /// End of the period.
     async fn period_end(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "CapacityBuildingAssistance", "periodEnd")?;
+        gate(ctx, "CapacityBuildingAssistance", "periodEnd", Subject::HostState(&self.0.host_state))?;
         Ok(self.0.period_end.map(Date))
     }
     /// Description.
     async fn description(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "CapacityBuildingAssistance", "description")?;
+        gate(ctx, "CapacityBuildingAssistance", "description", Subject::HostState(&self.0.host_state))?;
         Ok(self.0.description.as_deref())
     }
     /// Cases it relates to.
     async fn cases(&self, ctx: &Context<'_>) -> Result<Vec<Case>> {
-        gate(ctx, "CapacityBuildingAssistance", "cases")?;
+        gate(ctx, "CapacityBuildingAssistance", "cases", Subject::HostState(&self.0.host_state))?;
         let keys: Vec<CaseKey> = self.0.case_ids.iter().cloned().map(CaseKey).collect();
         let found = loader(ctx).load_many(keys.clone()).await.map_err(load_err)?;
-        Ok(keys.iter().filter_map(|k| found.get(k).cloned()).map(Case).collect())
+        let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
+        Ok(keys
+            .iter()
+            .filter_map(|k| found.get(k).cloned())
+            .map(Case::from)
+            .filter(|c| access.case_visible(principal, &c.facts))
+            .collect())
     }
     /// Version.
     async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(ctx, "CapacityBuildingAssistance", "version")?;
+        gate(ctx, "CapacityBuildingAssistance", "version", Subject::HostState(&self.0.host_state))?;
         Ok(int(self.0.version))
     }
     /// When it was recorded.
     async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "CapacityBuildingAssistance", "recordedAt")?;
+        gate(ctx, "CapacityBuildingAssistance", "recordedAt", Subject::HostState(&self.0.host_state))?;
         Ok(DateTime(self.0.recorded_at))
     }
 }
 
-/// Bytes of check appended to a cursor.
-const CURSOR_CHECK_LEN: usize = 8;
+/// Bytes of MAC appended to a cursor.
+const CURSOR_MAC_LEN: usize = 16;
 
-/// A check over a cursor's payload, so that a changed or made-up cursor is refused as
-/// `INVALID_CURSOR` instead of silently starting a page somewhere else. It is not a secret:
-/// a cursor only positions a page the caller may read anyway.
-fn cursor_check(payload: &[u8]) -> [u8; CURSOR_CHECK_LEN] {
-    use sha2::Digest;
-    let digest = sha2::Sha256::new().chain_update(b"casegraph-cursor-v1\0").chain_update(payload).finalize();
-    let mut check = [0u8; CURSOR_CHECK_LEN];
-    check.copy_from_slice(&digest[..CURSOR_CHECK_LEN]);
-    check
+/// A MAC over a cursor's payload, keyed by the server's cursor key and bound to the
+/// principal: a changed, made-up, or other principal's cursor is refused as `INVALID_CURSOR`.
+fn cursor_mac(ctx: &Context<'_>, payload: &[u8]) -> [u8; CURSOR_MAC_LEN] {
+    use hmac::{Mac, SimpleHmac};
+    let key = services(ctx).cursor_key;
+    let who = super::principal(ctx).map(|p| format!("{}\0{}\0{}", p.issuer, p.subject, p.organisation)).unwrap_or_default();
+    let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    mac.update(b"casegraph-cursor-v2\0");
+    mac.update(who.as_bytes());
+    mac.update(b"\0");
+    mac.update(payload);
+    let tag = mac.finalize().into_bytes();
+    let mut out = [0u8; CURSOR_MAC_LEN];
+    out.copy_from_slice(&tag[..CURSOR_MAC_LEN]);
+    out
 }
 
 /// Encodes a cursor (opaque to clients).
-pub(crate) fn encode_cursor(cursor: &CaseCursor) -> String {
+pub(crate) fn encode_cursor(ctx: &Context<'_>, cursor: &CaseCursor) -> String {
     let mut bytes = serde_json::to_vec(cursor).expect("a cursor serialises");
-    let check = cursor_check(&bytes);
-    bytes.extend_from_slice(&check);
+    let mac = cursor_mac(ctx, &bytes);
+    bytes.extend_from_slice(&mac);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Decodes a cursor issued for `order`.
-pub(crate) fn decode_cursor(raw: &str, order: crate::store::CaseOrder) -> Result<CaseCursor> {
-    let invalid = || gql_error(ErrorCode::InvalidCursor, "`after` is not a cursor this server issued for this ordering");
+/// Decodes a cursor issued to this principal for `order`.
+pub(crate) fn decode_cursor(ctx: &Context<'_>, raw: &str, order: crate::store::CaseOrder) -> Result<CaseCursor> {
+    let invalid = || gql_error(ErrorCode::InvalidCursor, "`after` is not a cursor this server issued to you for this ordering");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
-    let (payload, check) = bytes.split_at(bytes.len().checked_sub(CURSOR_CHECK_LEN).ok_or_else(invalid)?);
-    if check != cursor_check(payload) {
+    let (payload, mac) = bytes.split_at(bytes.len().checked_sub(CURSOR_MAC_LEN).ok_or_else(invalid)?);
+    let expected = cursor_mac(ctx, payload);
+    // Constant-time comparison.
+    if mac.len() != expected.len() || mac.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
         return Err(invalid());
     }
     let cursor: CaseCursor = serde_json::from_slice(payload).map_err(|_| invalid())?;
@@ -488,7 +554,7 @@ pub struct CaseConnection {
 impl CaseConnection {
     /// The cases of this page, without cursors.
     async fn nodes(&self) -> Vec<Case> {
-        self.edges.iter().map(|e| Case(e.node.0.clone())).collect()
+        self.edges.iter().map(|e| Case { record: e.node.record.clone(), facts: Arc::clone(&e.node.facts) }).collect()
     }
 
     /// How many cases match the filter in all pages.
@@ -523,19 +589,75 @@ pub struct PageInfo {
 /// Counts grouped by one dimension.
 pub struct Statistics {
     pub(crate) by: StatisticsDimension,
-    pub(crate) rows: Vec<StatisticsRow>,
-    pub(crate) filter: CaseFilter,
+    groups: Vec<StatisticsGroup>,
+    total_cases: Option<i32>,
+    total_victims: Option<i32>,
+    filter: CaseFilter,
+    exact_totals: bool,
 }
 
 /// One group of a statistics answer.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 pub struct StatisticsGroup {
     /// The group's key: a mission code, an alpha-3 code, a year or an act; null where unknown.
     pub key: Option<String>,
-    /// Cases in the group.
-    pub case_count: i32,
-    /// Victims in the group.
-    pub victim_count: i32,
+    /// Cases in the group; null when suppressed.
+    pub case_count: Option<i32>,
+    /// Victims in the group; null when suppressed.
+    pub victim_count: Option<i32>,
+    /// The counts are withheld: the group is too small to publish to this principal (or is
+    /// withheld so that another small group cannot be worked out from the totals).
+    pub suppressed: bool,
+}
+
+/// Suppresses cells below `threshold` and, where one cell alone would be suppressed, the
+/// next smallest too, so that no suppressed cell can be recomputed from the total.
+fn suppress(rows: &[StatisticsRow], threshold: Option<u32>) -> Vec<StatisticsGroup> {
+    let mut groups: Vec<StatisticsGroup> = rows
+        .iter()
+        .map(|r| StatisticsGroup {
+            key: r.key.clone(),
+            case_count: Some(int(r.case_count)),
+            victim_count: Some(int(r.victim_count)),
+            suppressed: false,
+        })
+        .collect();
+    let Some(t) = threshold else { return groups };
+    let t = i64::from(t);
+    let mut suppressed = 0;
+    for (g, r) in groups.iter_mut().zip(rows) {
+        if r.case_count < t {
+            *g = StatisticsGroup { key: g.key.clone(), case_count: None, victim_count: None, suppressed: true };
+            suppressed += 1;
+        }
+    }
+    if suppressed == 1 {
+        // Complementary suppression: withhold the smallest published cell as well.
+        if let Some((i, _)) = rows.iter().enumerate().filter(|(i, _)| !groups[*i].suppressed).min_by_key(|(_, r)| r.case_count) {
+            groups[i] = StatisticsGroup { key: groups[i].key.clone(), case_count: None, victim_count: None, suppressed: true };
+        }
+    }
+    groups
+}
+
+impl Statistics {
+    /// The statistics of `rows`, with small cells suppressed when `threshold` is set.
+    pub(crate) fn new(by: StatisticsDimension, rows: Vec<StatisticsRow>, filter: CaseFilter, threshold: Option<u32>) -> Self {
+        let groups = suppress(&rows, threshold);
+        let exact = by != StatisticsDimension::Act;
+        let (cases, victims): (i64, i64) = rows.iter().fold((0, 0), |(c, v), r| (c + r.case_count, v + r.victim_count));
+        // A total below the threshold is itself a small cell.
+        let small_total = threshold.is_some_and(|t| cases < i64::from(t));
+        let hidden = small_total || (threshold.is_some() && !exact);
+        Self {
+            by,
+            groups,
+            total_cases: (!hidden && exact).then(|| int(cases)),
+            total_victims: (!hidden && exact).then(|| int(victims)),
+            filter,
+            exact_totals: threshold.is_none() && !exact,
+        }
+    }
 }
 
 #[Object]
@@ -546,25 +668,23 @@ impl Statistics {
     }
     /// The groups, ordered by key.
     async fn groups(&self) -> Vec<StatisticsGroup> {
-        self.rows
-            .iter()
-            .map(|r| StatisticsGroup { key: r.key.clone(), case_count: int(r.case_count), victim_count: int(r.victim_count) })
-            .collect()
+        self.groups.clone()
     }
-    /// Cases matching the filter (a case with several acts counts once here).
-    async fn total_cases(&self, ctx: &Context<'_>) -> Result<i32> {
-        if self.by != StatisticsDimension::Act {
-            return Ok(int(self.rows.iter().map(|r| r.case_count).sum()));
+    /// Cases matching the filter (a case with several acts counts once here); null when
+    /// withheld from a principal who is not concerned.
+    async fn total_cases(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        if !self.exact_totals {
+            return Ok(self.total_cases);
         }
-        Ok(int(services(ctx).store.count_cases(&self.filter).await.map_err(super::store_err)?))
+        Ok(Some(int(services(ctx).store.count_cases(&self.filter).await.map_err(super::store_err)?)))
     }
-    /// Victims of the matching cases.
-    async fn total_victims(&self, ctx: &Context<'_>) -> Result<i32> {
-        if self.by != StatisticsDimension::Act {
-            return Ok(int(self.rows.iter().map(|r| r.victim_count).sum()));
+    /// Victims of the matching cases; null when withheld.
+    async fn total_victims(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        if !self.exact_totals {
+            return Ok(self.total_victims);
         }
         let years = services(ctx).store.statistics(StatisticsDimension::Year, &self.filter).await.map_err(super::store_err)?;
-        Ok(int(years.iter().map(|r| r.victim_count).sum()))
+        Ok(Some(int(years.iter().map(|r| r.victim_count).sum())))
     }
 }
 

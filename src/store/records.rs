@@ -73,6 +73,10 @@ pub struct CaseRecord {
     pub perpetrator_groups: Vec<String>,
     /// Number of victims recorded.
     pub victim_count: i64,
+    /// Distinct nationalities of the victims (alpha-3), for access decisions.
+    pub victim_nationalities: Vec<String>,
+    /// Distinct contributing countries of the victims (alpha-3), for access decisions.
+    pub contributing_countries: Vec<String>,
     /// Optimistic-concurrency version, 1 on creation.
     pub version: i64,
     /// Where the record came from ("DPPADPOSS-FATALITIES" or "reported").
@@ -201,6 +205,18 @@ pub struct CaseFilter {
     pub to: Option<NaiveDate>,
     /// Only cases of missions in this status.
     pub mission_status: Option<MissionStatus>,
+    /// Only cases this scope may see (set by the access gate, never by clients).
+    pub scope: Option<CaseScope>,
+}
+
+/// The cases a principal is related to: those whose host state, victims' nationality or
+/// victims' contributing country is one of `states`, or whose mission is one of `missions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseScope {
+    /// Member States (alpha-3).
+    pub states: Vec<String>,
+    /// Mission codes (focal points).
+    pub missions: Vec<String>,
 }
 
 /// Field a case list is ordered by.

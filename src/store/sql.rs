@@ -225,7 +225,15 @@ fn case_from_row(row: &AnyRow) -> StoreResult<CaseRecord> {
         .collect::<StoreResult<_>>()?;
     acts.sort();
     let groups: String = row.try_get("perpetrator_groups")?;
+    let list = |col: &str| -> StoreResult<Vec<String>> {
+        let v: Option<String> = row.try_get(col)?;
+        let mut items: Vec<String> = v.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        items.sort();
+        Ok(items)
+    };
     Ok(CaseRecord {
+        victim_nationalities: list("victim_nationalities")?,
+        contributing_countries: list("contributing_countries")?,
         id: row.try_get("id")?,
         reference: row.try_get("reference")?,
         mission_code: row.try_get("mission_code")?,
@@ -381,11 +389,18 @@ impl SqlStore {
     }
 
     fn case_select(&self) -> String {
+        let victims_agg = match self.dialect {
+            Dialect::Sqlite => sqlite::victims_agg,
+            Dialect::Postgres => postgres::victims_agg,
+        };
         format!(
             "SELECT c.id, c.reference, c.mission_code, c.host_state, c.incident_date, c.reported_date, c.region, \
              c.locality, c.latitude, c.longitude, c.summary, c.perpetrator_groups, c.victim_count, c.version, \
-             c.source, c.created_at, c.updated_at, {} AS acts FROM cases c",
-            self.acts_agg()
+             c.source, c.created_at, c.updated_at, {} AS acts, {} AS victim_nationalities, \
+             {} AS contributing_countries FROM cases c",
+            self.acts_agg(),
+            victims_agg("nationality"),
+            victims_agg("contributing_country"),
         )
     }
 
@@ -548,6 +563,22 @@ fn push_case_filter(sql: &mut Sql, f: &CaseFilter) {
     }
     if let Some(to) = f.to {
         sql.push(" AND c.incident_date <= ").bind(to);
+    }
+    if let Some(scope) = &f.scope {
+        // A scope with nothing in it matches nothing.
+        sql.push(" AND (1 = 0");
+        if !scope.states.is_empty() {
+            sql.push(" OR c.host_state IN ").bind_list(&scope.states);
+            sql.push(" OR EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND (v.nationality IN ")
+                .bind_list(&scope.states)
+                .push(" OR v.contributing_country IN ")
+                .bind_list(&scope.states)
+                .push("))");
+        }
+        if !scope.missions.is_empty() {
+            sql.push(" OR c.mission_code IN ").bind_list(&scope.missions);
+        }
+        sql.push(")");
     }
     if let Some(status) = f.mission_status {
         sql.push(" AND c.mission_code IN (SELECT m.code FROM missions m WHERE m.status = ").bind(status.as_str()).push(")");

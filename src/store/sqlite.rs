@@ -34,3 +34,8 @@ pub(super) fn prepare_url(url: &str) -> std::io::Result<String> {
     let query = if query.contains("mode=") { query.to_string() } else if query.is_empty() { "mode=rwc".to_string() } else { format!("{query}&mode=rwc") };
     Ok(format!("sqlite://{path}?{query}"))
 }
+
+/// Aggregates the distinct values of a victims column for a case.
+pub(super) fn victims_agg(column: &str) -> String {
+    format!("(SELECT group_concat(DISTINCT v.{column}) FROM victims v WHERE v.case_id = c.id)")
+}
