@@ -31,7 +31,10 @@ async fn start_simulators() -> Simulators {
         enabled: true,
         mli_rest_listen: "127.0.0.1:0".into(),
         cod_graphql_listen: "127.0.0.1:0".into(),
-        fixtures_dir: root().join("connectors/fixtures").to_string_lossy().into_owned(),
+        fixtures_dir: root()
+            .join("connectors/fixtures")
+            .to_string_lossy()
+            .into_owned(),
     })
     .await
     .expect("the simulators start on port 0")
@@ -39,8 +42,13 @@ async fn start_simulators() -> Simulators {
 
 /// A copy of `connectors/` (the three demo files and the CSV fixtures) pointing at `sims`.
 fn demo_connectors(sims: &Simulators, dir: &Path) {
-    for name in ["mli-pole-judiciaire.toml", "cod-justice-militaire.toml", "caf-depot-csv.toml"] {
-        let text = std::fs::read_to_string(root().join("connectors").join(name)).expect("demo connector file");
+    for name in [
+        "mli-pole-judiciaire.toml",
+        "cod-justice-militaire.toml",
+        "caf-depot-csv.toml",
+    ] {
+        let text = std::fs::read_to_string(root().join("connectors").join(name))
+            .expect("demo connector file");
         let text = text
             .replace("127.0.0.1:4701", &sims.mli_rest_addr().to_string())
             .replace("127.0.0.1:4702", &sims.cod_graphql_addr().to_string());
@@ -80,16 +88,30 @@ const PROCEEDINGS: &str = r#"query($ref: String!) {
 
 /// The one national proceedings entry of a case, failing on any error.
 async fn proceedings(app: &TestApp, reference: &str) -> Value {
-    let (status, body) = app.gql(&app.officer(), PROCEEDINGS, json!({ "ref": reference })).await;
+    let (status, body) = app
+        .gql(&app.officer(), PROCEEDINGS, json!({ "ref": reference }))
+        .await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.get("errors").is_none(), "{reference}: unexpected errors: {body}");
-    let list = body["data"]["case"]["nationalProceedings"].as_array().cloned().unwrap_or_default();
-    assert_eq!(list.len(), 1, "{reference}: one connector covers the host state: {body}");
+    assert!(
+        body.get("errors").is_none(),
+        "{reference}: unexpected errors: {body}"
+    );
+    let list = body["data"]["case"]["nationalProceedings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        list.len(),
+        1,
+        "{reference}: one connector covers the host state: {body}"
+    );
     list[0].clone()
 }
 
 fn count(defendants: &Value, field: &str, value: &Value) -> usize {
-    defendants.as_array().map_or(0, |d| d.iter().filter(|x| &x[field] == value).count())
+    defendants
+        .as_array()
+        .map_or(0, |d| d.iter().filter(|x| &x[field] == value).count())
 }
 
 #[tokio::test]
@@ -105,13 +127,29 @@ async fn the_demo_shows_public_verdicts_through_rest_graphql_and_file_connectors
     assert_eq!(cod["source"], "cod-justice-militaire");
     assert_eq!(cod["stage"], "APPEAL_PENDING");
     assert_eq!(cod["court"]["type"], "MILITARY");
-    let judgment = cod["stageHistory"].as_array().expect("history").iter().find(|e| e["stage"] == "JUDGMENT").cloned();
-    assert_eq!(judgment.map(|e| e["date"].clone()), Some(json!("2022-01-29")));
+    let judgment = cod["stageHistory"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .find(|e| e["stage"] == "JUDGMENT")
+        .cloned();
+    assert_eq!(
+        judgment.map(|e| e["date"].clone()),
+        Some(json!("2022-01-29"))
+    );
     let d = &cod["defendants"];
     assert_eq!(d.as_array().map(Vec::len), Some(54), "54 accused");
-    assert_eq!(count(d, "status", &json!("CONVICTED")), 52, "51 death sentences and one prison term");
+    assert_eq!(
+        count(d, "status", &json!("CONVICTED")),
+        52,
+        "51 death sentences and one prison term"
+    );
     assert_eq!(count(d, "status", &json!("ACQUITTED")), 2);
-    assert_eq!(count(d, "inAbsentia", &json!(true)), 22, "22 fugitives tried in absentia");
+    assert_eq!(
+        count(d, "inAbsentia", &json!(true)),
+        22,
+        "22 fugitives tried in absentia"
+    );
 
     // Mali, kind rest behind OAuth2: the Siby attack, Bamako assize court, 24 January 2023.
     let mli = proceedings(&app, "MINUSMA-20190222").await;
@@ -119,14 +157,33 @@ async fn the_demo_shows_public_verdicts_through_rest_graphql_and_file_connectors
     assert_eq!(mli["stage"], "JUDGMENT");
     assert_eq!(mli["court"]["type"], "SPECIAL");
     assert_eq!(mli["defendants"][0]["status"], "CONVICTED");
-    assert!(mli["defendants"][0]["sentence"].as_str().is_some_and(|s| s.starts_with("peine de mort")), "{mli}");
+    assert!(
+        mli["defendants"][0]["sentence"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("peine de mort")),
+        "{mli}"
+    );
     assert_eq!(mli["charges"].as_array().map(Vec::len), Some(5));
     // 24 March 2021: nine convicted, eight in absentia.
     let mli_2021 = proceedings(&app, "MINUSMA-20150525").await;
-    assert_eq!(count(&mli_2021["defendants"], "status", &json!("CONVICTED")), 9);
-    assert_eq!(count(&mli_2021["defendants"], "inAbsentia", &json!(true)), 8);
-    let judgment = mli_2021["stageHistory"].as_array().expect("history").last().cloned().expect("a stage");
-    assert_eq!((judgment["stage"].clone(), judgment["date"].clone()), (json!("JUDGMENT"), json!("2021-03-24")));
+    assert_eq!(
+        count(&mli_2021["defendants"], "status", &json!("CONVICTED")),
+        9
+    );
+    assert_eq!(
+        count(&mli_2021["defendants"], "inAbsentia", &json!(true)),
+        8
+    );
+    let judgment = mli_2021["stageHistory"]
+        .as_array()
+        .expect("history")
+        .last()
+        .cloned()
+        .expect("a stage");
+    assert_eq!(
+        (judgment["stage"].clone(), judgment["date"].clone()),
+        (json!("JUDGMENT"), json!("2021-03-24"))
+    );
 
     // Central African Republic, kind file: Bangui Court of Appeal, 7 February 2020, 28 of 32.
     let caf = proceedings(&app, "MINUSCA-20170508").await;
@@ -134,11 +191,28 @@ async fn the_demo_shows_public_verdicts_through_rest_graphql_and_file_connectors
     assert_eq!(caf["stage"], "JUDGMENT");
     assert_eq!(caf["defendants"].as_array().map(Vec::len), Some(32));
     assert_eq!(count(&caf["defendants"], "status", &json!("CONVICTED")), 28);
-    assert_eq!(count(&caf["defendants"], "sentence", &json!("travaux forcés à perpétuité")), 5);
-    assert_eq!(caf["charges"].as_array().map(Vec::len), Some(6), "the `|`-separated list");
+    assert_eq!(
+        count(
+            &caf["defendants"],
+            "sentence",
+            &json!("travaux forcés à perpétuité")
+        ),
+        5
+    );
+    assert_eq!(
+        caf["charges"].as_array().map(Vec::len),
+        Some(6),
+        "the `|`-separated list"
+    );
 
     // A case no national system knows has no proceedings, and no error.
-    let (_, body) = app.gql(&app.officer(), PROCEEDINGS, json!({ "ref": "MINUSMA-20131023" })).await;
+    let (_, body) = app
+        .gql(
+            &app.officer(),
+            PROCEEDINGS,
+            json!({ "ref": "MINUSMA-20131023" }),
+        )
+        .await;
     assert!(body.get("errors").is_none(), "{body}");
     assert_eq!(body["data"]["case"]["nationalProceedings"], json!([]));
 }
@@ -152,8 +226,16 @@ async fn the_mali_simulator_refuses_calls_without_a_valid_access_token() {
 
     let res = client.get(&api).send().await.expect("sent");
     assert_eq!(res.status(), 401);
-    assert!(res.headers().get("www-authenticate").is_some_and(|v| v.as_bytes().starts_with(b"Bearer")));
-    let res = client.get(&api).bearer_auth("forged").send().await.expect("sent");
+    assert!(res
+        .headers()
+        .get("www-authenticate")
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer")));
+    let res = client
+        .get(&api)
+        .bearer_auth("forged")
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(res.status(), 401);
 
     let wrong = client
@@ -164,11 +246,17 @@ async fn the_mali_simulator_refuses_calls_without_a_valid_access_token() {
         .await
         .expect("sent");
     assert_eq!(wrong.status(), 401);
-    assert_eq!(wrong.json::<Value>().await.expect("json")["error"], "invalid_client");
+    assert_eq!(
+        wrong.json::<Value>().await.expect("json")["error"],
+        "invalid_client"
+    );
 
     let token: Value = client
         .post(format!("{base}/oauth2/token"))
-        .basic_auth(simulator::MLI_DEMO_CLIENT_ID, Some(simulator::MLI_DEMO_CLIENT_SECRET))
+        .basic_auth(
+            simulator::MLI_DEMO_CLIENT_ID,
+            Some(simulator::MLI_DEMO_CLIENT_SECRET),
+        )
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -177,14 +265,26 @@ async fn the_mali_simulator_refuses_calls_without_a_valid_access_token() {
         .await
         .expect("json");
     let access = token["access_token"].as_str().expect("an access token");
-    assert!(token["expires_in"].as_u64().is_some_and(|s| s > 0), "{token}");
-    let found: Value = client.get(&api).bearer_auth(access).send().await.expect("sent").json().await.expect("json");
+    assert!(
+        token["expires_in"].as_u64().is_some_and(|s| s > 0),
+        "{token}"
+    );
+    let found: Value = client
+        .get(&api)
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(found["dossiers"][0]["reference_onu"], "MINUSMA-20190222");
 }
 
 /// A gateway configuration over a fresh SQLite file in `dir`, with no data and no connectors.
 fn bare_config(dir: &Path) -> casegraph::config::Config {
-    let mut config = common::test_config(dir, format!("sqlite://{}", dir.join("cases.db").display()));
+    let mut config =
+        common::test_config(dir, format!("sqlite://{}", dir.join("cases.db").display()));
     config.store.import_bundled_data_when_empty = false;
     config.connectors.dir = String::new();
     config.simulators = SimulatorsConfig {
@@ -198,20 +298,26 @@ fn bare_config(dir: &Path) -> casegraph::config::Config {
 
 #[test]
 fn the_demo_config_enables_the_simulators_on_the_ports_the_demo_connectors_name() {
-    let demo = casegraph::config::load_str(casegraph::config::EMBEDDED_DEFAULT, "embedded").expect("loads");
+    let demo = casegraph::config::load_str(casegraph::config::EMBEDDED_DEFAULT, "embedded")
+        .expect("loads");
     assert!(demo.simulators.enabled);
     assert_eq!(demo.simulators.mli_rest_listen, "127.0.0.1:4701");
     assert_eq!(demo.simulators.cod_graphql_listen, "127.0.0.1:4702");
     assert_eq!(demo.connectors.dir, "connectors");
-    let mli = std::fs::read_to_string(root().join("connectors/mli-pole-judiciaire.toml")).expect("file");
-    let cod = std::fs::read_to_string(root().join("connectors/cod-justice-militaire.toml")).expect("file");
+    let mli =
+        std::fs::read_to_string(root().join("connectors/mli-pole-judiciaire.toml")).expect("file");
+    let cod = std::fs::read_to_string(root().join("connectors/cod-justice-militaire.toml"))
+        .expect("file");
     assert!(mli.contains("http://127.0.0.1:4701/") && cod.contains("http://127.0.0.1:4702/"));
 }
 
 #[tokio::test]
 async fn the_gateway_starts_its_simulators_and_stops_them_when_dropped() {
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = casegraph::Gateway::builder(bare_config(dir.path())).build().await.expect("the gateway starts");
+    let gateway = casegraph::Gateway::builder(bare_config(dir.path()))
+        .build()
+        .await
+        .expect("the gateway starts");
     let addr = gateway.simulators().expect("started").cod_graphql_addr();
     let res = reqwest::Client::new()
         .post(format!("http://{addr}/graphql"))
@@ -220,16 +326,24 @@ async fn the_gateway_starts_its_simulators_and_stops_them_when_dropped() {
         .send()
         .await
         .expect("the simulator answers while the gateway lives");
-    assert_eq!(res.json::<Value>().await.expect("json")["data"]["dossier"]["etat"], "appel interjeté");
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["data"]["dossier"]["etat"],
+        "appel interjeté"
+    );
     drop(gateway);
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let after = reqwest::Client::new().post(format!("http://{addr}/graphql")).send().await;
+    let after = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .send()
+        .await;
     assert!(after.is_err(), "the simulators stop with the gateway");
 }
 
 #[tokio::test]
 async fn a_simulator_port_in_use_stops_the_gateway_naming_the_address() {
-    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
     let dir = tempfile::tempdir().expect("dir");
     let mut config = bare_config(dir.path());
@@ -238,37 +352,58 @@ async fn a_simulator_port_in_use_stops_the_gateway_naming_the_address() {
         Ok(_) => panic!("a taken port must stop the start"),
         Err(e) => e.to_string(),
     };
-    assert!(err.contains(&addr) && err.contains("mli_rest_listen"), "{err}");
+    assert!(
+        err.contains(&addr) && err.contains("mli_rest_listen"),
+        "{err}"
+    );
 }
 
 #[test]
 fn every_shipped_connector_file_loads() {
-    let files = casegraph::connectors::load_dir(&root().join("connectors")).unwrap_or_else(|e| panic!("{e}"));
+    let files = casegraph::connectors::load_dir(&root().join("connectors"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let ids: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
-    assert_eq!(ids, ["caf-depot-csv", "cod-justice-militaire", "mli-pole-judiciaire"]);
+    assert_eq!(
+        ids,
+        [
+            "caf-depot-csv",
+            "cod-justice-militaire",
+            "mli-pole-judiciaire"
+        ]
+    );
 
     // The protocol example is not loaded by the demo (it is `.toml.example`) but must stay valid.
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::copy(root().join("connectors/examples/ssd-protocol.toml.example"), dir.path().join("ssd-protocol.toml")).expect("copy");
+    std::fs::copy(
+        root().join("connectors/examples/ssd-protocol.toml.example"),
+        dir.path().join("ssd-protocol.toml"),
+    )
+    .expect("copy");
     std::env::set_var("SSD_PROTOCOL_TOKEN", "test-token-for-the-example");
     let files = casegraph::connectors::load_dir(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(files[0].id, "ssd-protocol");
-    assert_eq!(files[0].file.kind, casegraph::connectors::ConnectorKind::Protocol);
+    assert_eq!(
+        files[0].file.kind,
+        casegraph::connectors::ConnectorKind::Protocol
+    );
 }
 
 #[test]
 fn the_protocol_fixture_is_served_by_the_reference_server() {
     let path = root().join("connectors/fixtures/protocol/records.json");
-    casegraph::connectors::protocol::reference::ReferenceServer::from_file(&path, None).unwrap_or_else(|e| panic!("{e}"));
+    casegraph::connectors::protocol::reference::ReferenceServer::from_file(&path, None)
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
 fn the_shipped_connector_schema_is_up_to_date() {
     let shipped: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("connectors/connector.schema.json")).expect("connectors/connector.schema.json"),
+        &std::fs::read_to_string(root().join("connectors/connector.schema.json"))
+            .expect("connectors/connector.schema.json"),
     )
     .expect("JSON");
-    let current = serde_json::to_value(schemars::schema_for!(casegraph::connectors::ConnectorFile)).expect("JSON");
+    let current = serde_json::to_value(schemars::schema_for!(casegraph::connectors::ConnectorFile))
+        .expect("JSON");
     assert!(
         shipped == current,
         "connectors/connector.schema.json is out of date: refresh it with\n  cargo run -q -- connector-schema > connectors/connector.schema.json"

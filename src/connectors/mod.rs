@@ -48,6 +48,19 @@ pub trait Connector: Send + Sync + 'static {
     /// Keys the system does not know are simply absent from the records.
     async fn fetch(&self, keys: &[String]) -> Result<Fetched, ConnectorError>;
 
+    /// Like `fetch`, asking only for the parts of the records in `fields` (and always the key
+    /// and the marking). Kinds whose systems answer whole records ignore `fields`; they say so
+    /// with [`Connector::selects_fields`].
+    async fn fetch_fields(&self, keys: &[String], fields: model::FieldMask) -> Result<Fetched, ConnectorError> {
+        let _ = fields;
+        self.fetch(keys).await
+    }
+
+    /// Whether `fetch_fields` asks the system for the selected fields only.
+    fn selects_fields(&self) -> bool {
+        false
+    }
+
     /// Whether a failed `fetch` may be retried (it has no side effect upstream).
     fn idempotent(&self) -> bool {
         true

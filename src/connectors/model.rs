@@ -213,3 +213,55 @@ pub enum FreshnessState {
     /// Served from the cache past its time to live because the source failed.
     Stale,
 }
+
+/// Which parts of a national record a lookup asks for. The access gate decides them before
+/// any call, so that a field a principal may not read is never requested from a system that
+/// can answer field by field (the `protocol` kind); the key and the marking are always asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FieldMask(pub u16);
+
+impl FieldMask {
+    /// The national reference.
+    pub const NATIONAL_REFERENCE: u16 = 1;
+    /// The authority.
+    pub const AUTHORITY: u16 = 1 << 1;
+    /// The current stage (canonical and national).
+    pub const STAGE: u16 = 1 << 2;
+    /// The stage history.
+    pub const STAGE_HISTORY: u16 = 1 << 3;
+    /// The court.
+    pub const COURT: u16 = 1 << 4;
+    /// The charges.
+    pub const CHARGES: u16 = 1 << 5;
+    /// The defendants.
+    pub const DEFENDANTS: u16 = 1 << 6;
+    /// The next hearing.
+    pub const NEXT_HEARING: u16 = 1 << 7;
+    /// When the source changed the record.
+    pub const UPDATED_AT: u16 = 1 << 8;
+    /// Everything.
+    pub const ALL: FieldMask = FieldMask((1 << 9) - 1);
+
+    /// Protocol field names and their bits.
+    pub const NAMES: [(&'static str, u16); 9] = [
+        ("national_reference", Self::NATIONAL_REFERENCE),
+        ("authority", Self::AUTHORITY),
+        ("stage", Self::STAGE),
+        ("stage_history", Self::STAGE_HISTORY),
+        ("court", Self::COURT),
+        ("charges", Self::CHARGES),
+        ("defendants", Self::DEFENDANTS),
+        ("next_hearing", Self::NEXT_HEARING),
+        ("updated_at", Self::UPDATED_AT),
+    ];
+
+    /// Whether every field of `other` is in `self`.
+    pub fn covers(self, other: FieldMask) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The protocol names of the fields in the mask.
+    pub fn names(self) -> Vec<&'static str> {
+        Self::NAMES.iter().filter(|(_, b)| self.0 & b != 0).map(|(n, _)| *n).collect()
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::error::{ConnectorError, ConnectorErrorKind};
 use super::mapping::{Mapping, MappingReport};
-use super::model::{FreshnessState, Proceedings};
+use super::model::{FieldMask, FreshnessState, Proceedings};
 use super::runtime_config::RuntimeConfig;
 use super::Connector;
 use serde_json::Value;
@@ -40,6 +40,8 @@ struct CacheEntry {
     /// `None`: the system answered that it does not know the key.
     record: Option<Value>,
     fetched_at: Instant,
+    /// The parts of the record that were asked for.
+    fields: FieldMask,
 }
 
 /// Circuit breaker states.
@@ -165,6 +167,14 @@ impl ConnectorRuntime {
     /// call failed.
     #[tracing::instrument(skip(self, keys), fields(connector = %self.id, keys = keys.len()))]
     pub async fn lookup(&self, keys: &[String]) -> HashMap<String, Lookup> {
+        self.lookup_fields(keys, FieldMask::ALL).await
+    }
+
+    /// Like [`ConnectorRuntime::lookup`], asking only for `fields` from systems that can answer
+    /// field by field. A cached record serves only lookups whose fields it covers.
+    #[tracing::instrument(skip(self, keys), fields(connector = %self.id, keys = keys.len()))]
+    pub async fn lookup_fields(&self, keys: &[String], fields: FieldMask) -> HashMap<String, Lookup> {
+        let fields = if self.inner.selects_fields() { fields } else { FieldMask::ALL };
         let ttl = Duration::from_secs(self.config.cache_ttl_secs);
         let max_stale = Duration::from_secs(self.config.max_stale_secs);
         let mut out = HashMap::with_capacity(keys.len());
@@ -175,12 +185,14 @@ impl ConnectorRuntime {
                 continue;
             }
             match self.cache.get(key).await {
-                Some(entry) if entry.fetched_at.elapsed() < ttl => {
+                Some(entry) if entry.fetched_at.elapsed() < ttl && entry.fields.covers(fields) => {
                     lock(&self.stats).cache_hits += 1;
                     out.insert(key.clone(), self.serve(&entry, FreshnessState::Cached));
                 }
                 Some(entry) => {
-                    stale.insert(key.clone(), entry);
+                    if entry.fields.covers(fields) {
+                        stale.insert(key.clone(), entry);
+                    }
                     missing.push(key.clone());
                 }
                 None => missing.push(key.clone()),
@@ -190,13 +202,13 @@ impl ConnectorRuntime {
             return out;
         }
         let chunks: Vec<Vec<String>> = missing.chunks(self.config.batch_size).map(<[String]>::to_vec).collect();
-        let results = futures::future::join_all(chunks.iter().map(|chunk| self.fetch_mapped(chunk))).await;
+        let results = futures::future::join_all(chunks.iter().map(|chunk| self.fetch_mapped(chunk, fields))).await;
         for (chunk, result) in chunks.into_iter().zip(results) {
             match result {
                 Ok(records) => {
                     let now = Instant::now();
                     for key in chunk {
-                        let entry = Arc::new(CacheEntry { record: records.get(&key).cloned(), fetched_at: now });
+                        let entry = Arc::new(CacheEntry { record: records.get(&key).cloned(), fetched_at: now, fields });
                         self.cache.insert(key.clone(), Arc::clone(&entry)).await;
                         out.insert(key, self.serve(&entry, FreshnessState::Live));
                     }
@@ -229,8 +241,8 @@ impl ConnectorRuntime {
     }
 
     /// One protected upstream call for a chunk, records indexed by key.
-    async fn fetch_mapped(&self, keys: &[String]) -> Result<HashMap<String, Value>, ConnectorError> {
-        let fetched = self.call(keys).await?;
+    async fn fetch_mapped(&self, keys: &[String], fields: FieldMask) -> Result<HashMap<String, Value>, ConnectorError> {
+        let fetched = self.call(keys, fields).await?;
         let mut by_key = HashMap::new();
         for record in fetched.records {
             let key = self
@@ -249,7 +261,7 @@ impl ConnectorRuntime {
 
     /// Calls the connector through the breaker, the concurrency limit, the timeout and the
     /// retry policy.
-    pub(crate) async fn call(&self, keys: &[String]) -> Result<super::Fetched, ConnectorError> {
+    pub(crate) async fn call(&self, keys: &[String], fields: FieldMask) -> Result<super::Fetched, ConnectorError> {
         if !self.breaker_allows() {
             let err = ConnectorError::new(
                 ConnectorErrorKind::CircuitOpen,
@@ -266,7 +278,7 @@ impl ConnectorRuntime {
                     "connector {}: all {} connections busy for {} ms",
                     self.id, self.config.max_concurrency, self.config.timeout_ms
                 ))),
-                Ok(Ok(_permit)) => match tokio::time::timeout(timeout, self.inner.fetch(keys)).await {
+                Ok(Ok(_permit)) => match tokio::time::timeout(timeout, self.inner.fetch_fields(keys, fields)).await {
                     Ok(r) => r,
                     Err(_) => Err(ConnectorError::timeout(format!("connector {}: no answer within {} ms", self.id, self.config.timeout_ms))),
                 },

@@ -8,7 +8,7 @@
 use super::scalars::{Date, DateTime};
 use super::{gate, gate_at, services};
 use crate::access::{CaseFacts, Level, Subject};
-use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, FreshnessState, Mapped};
+use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, FieldMask, FreshnessState, Mapped};
 use crate::connectors::{ConnectorHandle, ConnectorKind, Connectors, HealthState, Lookup, MatchBy, Served};
 use crate::error::{gql_error, ErrorCode};
 use async_graphql::dataloader::{DataLoader, Loader};
@@ -23,6 +23,8 @@ pub struct ProceedingsKey {
     pub connector: usize,
     /// UN reference or national reference.
     pub key: String,
+    /// The parts of the record the principal may read and the query selects.
+    pub fields: FieldMask,
 }
 
 /// Batches every connector lookup of a request: one call per connector (per chunk of its
@@ -37,21 +39,21 @@ impl Loader<ProceedingsKey> for ConnectorLoader {
     type Error = Arc<str>;
 
     async fn load(&self, keys: &[ProceedingsKey]) -> Result<HashMap<ProceedingsKey, Lookup>, Arc<str>> {
-        let mut by_connector: HashMap<usize, Vec<String>> = HashMap::new();
+        let mut by_connector: HashMap<(usize, FieldMask), Vec<String>> = HashMap::new();
         for k in keys {
-            by_connector.entry(k.connector).or_default().push(k.key.clone());
+            by_connector.entry((k.connector, k.fields)).or_default().push(k.key.clone());
         }
-        let calls = by_connector.into_iter().filter_map(|(idx, keys)| {
+        let calls = by_connector.into_iter().filter_map(|((idx, fields), keys)| {
             let handle = Arc::clone(self.connectors.at(idx)?);
             Some(async move {
-                let found = handle.runtime.lookup(&keys).await;
-                (idx, found)
+                let found = handle.runtime.lookup_fields(&keys, fields).await;
+                (idx, fields, found)
             })
         });
         let mut out = HashMap::with_capacity(keys.len());
-        for (idx, found) in futures::future::join_all(calls).await {
+        for (idx, fields, found) in futures::future::join_all(calls).await {
             for (key, lookup) in found {
-                out.insert(ProceedingsKey { connector: idx, key }, lookup);
+                out.insert(ProceedingsKey { connector: idx, key, fields }, lookup);
             }
         }
         Ok(out)
@@ -101,10 +103,11 @@ pub(crate) async fn for_case(
             wanted.push((idx, handle, keys));
         }
     }
+    let fields = requested_fields(ctx, facts)?;
     let loader = super::request_data::<DataLoader<ConnectorLoader>>(ctx);
     let all_keys: Vec<ProceedingsKey> = wanted
         .iter()
-        .flat_map(|(idx, _, keys)| keys.iter().map(|k| ProceedingsKey { connector: *idx, key: k.clone() }))
+        .flat_map(|(idx, _, keys)| keys.iter().map(|k| ProceedingsKey { connector: *idx, key: k.clone(), fields }))
         .collect();
     let found = loader.load_many(all_keys).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
     let mut out = Vec::new();
@@ -112,7 +115,7 @@ pub(crate) async fn for_case(
         let mut failure = None;
         let mut served = None;
         for key in keys {
-            match found.get(&ProceedingsKey { connector: idx, key }) {
+            match found.get(&ProceedingsKey { connector: idx, key, fields }) {
                 Some(Lookup::Found(s)) => {
                     served = Some(Arc::clone(s));
                     break;
@@ -150,6 +153,36 @@ pub(crate) async fn for_case(
         }
     }
     Ok(out)
+}
+
+/// The parts of national records to ask for: those the query selects AND the principal may
+/// read on this case. The decision is taken before any call, so a denied field is never
+/// requested from a system that answers field by field.
+fn requested_fields(ctx: &Context<'_>, facts: &CaseFacts) -> Result<FieldMask> {
+    const BITS: [(&str, u16); 10] = [
+        ("nationalReference", FieldMask::NATIONAL_REFERENCE),
+        ("authority", FieldMask::AUTHORITY),
+        ("stage", FieldMask::STAGE),
+        ("nationalStage", FieldMask::STAGE),
+        ("stageHistory", FieldMask::STAGE_HISTORY),
+        ("court", FieldMask::COURT),
+        ("charges", FieldMask::CHARGES),
+        ("defendants", FieldMask::DEFENDANTS),
+        ("nextHearing", FieldMask::NEXT_HEARING),
+        ("sourceUpdatedAt", FieldMask::UPDATED_AT),
+    ];
+    let principal = super::principal(ctx)?;
+    let access = &services(ctx).access;
+    let look = ctx.look_ahead();
+    let mut mask = 0u16;
+    for (field, bit) in BITS {
+        if look.field(field).exists()
+            && access.authorize_read(principal, "NationalProceedings", field, Subject::Case(facts), None).1.granted()
+        {
+            mask |= bit;
+        }
+    }
+    Ok(FieldMask(mask))
 }
 
 fn unmapped<T: Copy>(connector: &str, field: &str, value: &Mapped<T>) -> Result<T> {

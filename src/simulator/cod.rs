@@ -108,11 +108,19 @@ pub struct Query {
     dossiers: Arc<Vec<Dossier>>,
 }
 
-fn select(all: &[Dossier], keys: &[String], field: impl Fn(&Dossier) -> &str) -> Result<Vec<Dossier>> {
+fn select(
+    all: &[Dossier],
+    keys: &[String],
+    field: impl Fn(&Dossier) -> &str,
+) -> Result<Vec<Dossier>> {
     if keys.len() > MAX_BATCH {
         return Err("trop de références dans une seule requête (100 au plus)".into());
     }
-    Ok(all.iter().filter(|d| keys.iter().any(|k| k == field(d))).cloned().collect())
+    Ok(all
+        .iter()
+        .filter(|d| keys.iter().any(|k| k == field(d)))
+        .cloned()
+        .collect())
 }
 
 #[Object]
@@ -129,14 +137,24 @@ impl Query {
 
     /// Un dossier par référence ONU.
     async fn dossier(&self, reference_onu: String) -> Option<Dossier> {
-        self.dossiers.iter().find(|d| d.reference_onu == reference_onu).cloned()
+        self.dossiers
+            .iter()
+            .find(|d| d.reference_onu == reference_onu)
+            .cloned()
     }
 }
 
 type CodSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
 fn schema(dossiers: Vec<Dossier>) -> CodSchema {
-    Schema::build(Query { dossiers: Arc::new(dossiers) }, EmptyMutation, EmptySubscription).finish()
+    Schema::build(
+        Query {
+            dossiers: Arc::new(dossiers),
+        },
+        EmptyMutation,
+        EmptySubscription,
+    )
+    .finish()
 }
 
 /// The simulator's SDL, for its documentation.
@@ -146,11 +164,20 @@ pub fn sdl() -> String {
 
 /// The routes: `POST /graphql`.
 pub fn router(dossiers: Vec<Dossier>) -> Router {
-    Router::new().route("/graphql", post(graphql)).with_state(schema(dossiers))
+    Router::new()
+        .route("/graphql", post(graphql))
+        .with_state(schema(dossiers))
 }
 
-async fn graphql(State(schema): State<CodSchema>, headers: HeaderMap, req: GraphQLRequest) -> Response {
-    let key_ok = headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(|k| k == COD_DEMO_API_KEY);
+async fn graphql(
+    State(schema): State<CodSchema>,
+    headers: HeaderMap,
+    req: GraphQLRequest,
+) -> Response {
+    let key_ok = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|k| k == COD_DEMO_API_KEY);
     if !key_ok {
         return (
             StatusCode::UNAUTHORIZED,

@@ -40,7 +40,10 @@ pub struct MliSimulator {
 impl MliSimulator {
     /// A simulator serving `dossiers` (the fixture's `dossiers` array).
     pub fn new(dossiers: Vec<Value>) -> Self {
-        Self { dossiers: Arc::new(dossiers), tokens: Arc::default() }
+        Self {
+            dossiers: Arc::new(dossiers),
+            tokens: Arc::default(),
+        }
     }
 
     /// The routes.
@@ -54,11 +57,17 @@ impl MliSimulator {
     }
 
     fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn issue(&self) -> String {
-        let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let now = Instant::now();
         let mut tokens = self.tokens();
         tokens.retain(|_, expires| *expires > now);
@@ -70,17 +79,26 @@ impl MliSimulator {
         let Some(token) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
         else {
             return false;
         };
-        self.tokens().get(token.trim()).is_some_and(|expires| *expires > Instant::now())
+        self.tokens()
+            .get(token.trim())
+            .is_some_and(|expires| *expires > Instant::now())
     }
 
     fn find(&self, field: &str, keys: &[&str]) -> Vec<Value> {
         self.dossiers
             .iter()
-            .filter(|d| d.get(field).and_then(Value::as_str).is_some_and(|k| keys.contains(&k)))
+            .filter(|d| {
+                d.get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| keys.contains(&k))
+            })
             .cloned()
             .collect()
     }
@@ -97,9 +115,16 @@ struct TokenForm {
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut res = (status, Json(json!({ "error": error, "error_description": description }))).into_response();
+    let mut res = (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"pole-judiciaire\""));
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"pole-judiciaire\""),
+        );
     }
     res
 }
@@ -114,7 +139,10 @@ fn form_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -131,21 +159,38 @@ fn form_decode(s: &str) -> String {
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((form_decode(id), form_decode(secret)))
 }
 
-async fn token(State(s): State<MliSimulator>, headers: HeaderMap, form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>) -> Response {
+async fn token(
+    State(s): State<MliSimulator>,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
     let Ok(Form(form)) = form else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "expected an application/x-www-form-urlencoded body");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "expected an application/x-www-form-urlencoded body",
+        );
     };
     if form.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "only client_credentials is supported");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only client_credentials is supported",
+        );
     }
-    let credentials = basic_credentials(&headers).or_else(|| Some((form.client_id.clone()?, form.client_secret.clone()?)));
+    let credentials = basic_credentials(&headers)
+        .or_else(|| Some((form.client_id.clone()?, form.client_secret.clone()?)));
     match credentials {
         Some((id, secret)) if id == MLI_DEMO_CLIENT_ID && secret == MLI_DEMO_CLIENT_SECRET => {
             let token = s.issue();
@@ -157,7 +202,11 @@ async fn token(State(s): State<MliSimulator>, headers: HeaderMap, form: Result<F
             }))
             .into_response()
         }
-        _ => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret"),
+        _ => oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong secret",
+        ),
     }
 }
 
@@ -167,7 +216,10 @@ fn unauthorised() -> Response {
         Json(json!({ "erreur": "jeton d'accès absent, inconnu ou expiré" })),
     )
         .into_response();
-    res.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
     res
 }
 
@@ -175,16 +227,26 @@ fn bad_request(message: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "erreur": message }))).into_response()
 }
 
-async fn search(State(s): State<MliSimulator>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn search(
+    State(s): State<MliSimulator>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if !s.authorised(&headers) {
         return unauthorised();
     }
     let (field, list) = match (q.get("reference_onu"), q.get("numero_parquet")) {
         (Some(l), None) => ("reference_onu", l),
         (None, Some(l)) => ("numero_parquet", l),
-        _ => return bad_request("indiquer soit reference_onu, soit numero_parquet (valeurs séparées par des virgules)"),
+        _ => return bad_request(
+            "indiquer soit reference_onu, soit numero_parquet (valeurs séparées par des virgules)",
+        ),
     };
-    let keys: Vec<&str> = list.split(',').map(str::trim).filter(|k| !k.is_empty()).collect();
+    let keys: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .collect();
     if keys.len() > MAX_BATCH {
         return bad_request("trop de références dans une seule demande (100 au plus)");
     }
@@ -192,13 +254,25 @@ async fn search(State(s): State<MliSimulator>, headers: HeaderMap, Query(q): Que
     Json(json!({ "nombre": dossiers.len(), "dossiers": dossiers })).into_response()
 }
 
-async fn one(State(s): State<MliSimulator>, headers: HeaderMap, Path(reference): Path<String>) -> Response {
+async fn one(
+    State(s): State<MliSimulator>,
+    headers: HeaderMap,
+    Path(reference): Path<String>,
+) -> Response {
     if !s.authorised(&headers) {
         return unauthorised();
     }
-    match s.find("reference_onu", &[reference.as_str()]).into_iter().next() {
+    match s
+        .find("reference_onu", &[reference.as_str()])
+        .into_iter()
+        .next()
+    {
         Some(d) => Json(d).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "erreur": "dossier inconnu" }))).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "erreur": "dossier inconnu" })),
+        )
+            .into_response(),
     }
 }
 

@@ -71,7 +71,10 @@ pub struct Simulators {
 
 impl std::fmt::Debug for Simulators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulators").field("mli_rest", &self.mli_rest).field("cod_graphql", &self.cod_graphql).finish()
+        f.debug_struct("Simulators")
+            .field("mli_rest", &self.mli_rest)
+            .field("cod_graphql", &self.cod_graphql)
+            .finish()
     }
 }
 
@@ -114,7 +117,11 @@ impl Drop for Simulators {
 pub async fn start(config: &SimulatorsConfig) -> Result<Simulators, SimulatorError> {
     let dir = Path::new(&config.fixtures_dir);
     let mli_records = read_fixture("Mali REST", &dir.join("mli/dossiers.json"), MLI_EMBEDDED)?;
-    let cod_records = read_fixture("DR Congo GraphQL", &dir.join("cod/dossiers.json"), COD_EMBEDDED)?;
+    let cod_records = read_fixture(
+        "DR Congo GraphQL",
+        &dir.join("cod/dossiers.json"),
+        COD_EMBEDDED,
+    )?;
     let cod_records = cod::parse(cod_records).map_err(|message| SimulatorError::Fixtures {
         service: "DR Congo GraphQL",
         path: dir.join("cod/dossiers.json").display().to_string(),
@@ -122,14 +129,33 @@ pub async fn start(config: &SimulatorsConfig) -> Result<Simulators, SimulatorErr
     })?;
 
     let mli_listener = bind("Mali REST", "mli_rest_listen", &config.mli_rest_listen).await?;
-    let cod_listener = bind("DR Congo GraphQL", "cod_graphql_listen", &config.cod_graphql_listen).await?;
-    let mli_addr = local_addr(&mli_listener, "Mali REST", "mli_rest_listen", &config.mli_rest_listen)?;
-    let cod_addr = local_addr(&cod_listener, "DR Congo GraphQL", "cod_graphql_listen", &config.cod_graphql_listen)?;
+    let cod_listener = bind(
+        "DR Congo GraphQL",
+        "cod_graphql_listen",
+        &config.cod_graphql_listen,
+    )
+    .await?;
+    let mli_addr = local_addr(
+        &mli_listener,
+        "Mali REST",
+        "mli_rest_listen",
+        &config.mli_rest_listen,
+    )?;
+    let cod_addr = local_addr(
+        &cod_listener,
+        "DR Congo GraphQL",
+        "cod_graphql_listen",
+        &config.cod_graphql_listen,
+    )?;
 
     let mut shutdown = Vec::new();
     let mut tasks = Vec::new();
     for (listener, router, name) in [
-        (mli_listener, mli::MliSimulator::new(mli_records).router(), "Mali REST"),
+        (
+            mli_listener,
+            mli::MliSimulator::new(mli_records).router(),
+            "Mali REST",
+        ),
         (cod_listener, cod::router(cod_records), "DR Congo GraphQL"),
     ] {
         let (tx, rx) = oneshot::channel::<()>();
@@ -138,7 +164,10 @@ pub async fn start(config: &SimulatorsConfig) -> Result<Simulators, SimulatorErr
             let stop = async move {
                 let _ = rx.await;
             };
-            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop)
+                .await
+            {
                 tracing::warn!(simulator = name, %error, "Simulator stopped with an error");
             }
         }));
@@ -148,22 +177,54 @@ pub async fn start(config: &SimulatorsConfig) -> Result<Simulators, SimulatorErr
         cod_graphql = %cod_addr,
         "Demo host-state simulators started ([simulators] enabled = true): never enable them in production"
     );
-    Ok(Simulators { mli_rest: mli_addr, cod_graphql: cod_addr, shutdown, tasks })
+    Ok(Simulators {
+        mli_rest: mli_addr,
+        cod_graphql: cod_addr,
+        shutdown,
+        tasks,
+    })
 }
 
-async fn bind(service: &'static str, key: &'static str, addr: &str) -> Result<tokio::net::TcpListener, SimulatorError> {
+async fn bind(
+    service: &'static str,
+    key: &'static str,
+    addr: &str,
+) -> Result<tokio::net::TcpListener, SimulatorError> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| SimulatorError::Bind { service, key, addr: addr.to_string(), source })
+        .map_err(|source| SimulatorError::Bind {
+            service,
+            key,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
-fn local_addr(l: &tokio::net::TcpListener, service: &'static str, key: &'static str, addr: &str) -> Result<SocketAddr, SimulatorError> {
-    l.local_addr().map_err(|source| SimulatorError::Bind { service, key, addr: addr.to_string(), source })
+fn local_addr(
+    l: &tokio::net::TcpListener,
+    service: &'static str,
+    key: &'static str,
+    addr: &str,
+) -> Result<SocketAddr, SimulatorError> {
+    l.local_addr().map_err(|source| SimulatorError::Bind {
+        service,
+        key,
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// Reads a fixture file holding `{"dossiers": [...]}`, or the embedded copy when it is absent.
-fn read_fixture(service: &'static str, path: &Path, embedded: &str) -> Result<Vec<Value>, SimulatorError> {
-    let fail = |message: String| SimulatorError::Fixtures { service, path: path.display().to_string(), message };
+fn read_fixture(
+    service: &'static str,
+    path: &Path,
+    embedded: &str,
+) -> Result<Vec<Value>, SimulatorError> {
+    let fail = |message: String| SimulatorError::Fixtures {
+        service,
+        path: path.display().to_string(),
+        message,
+    };
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

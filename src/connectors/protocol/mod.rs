@@ -7,7 +7,7 @@ pub mod reference;
 use super::config::MatchBy;
 use super::error::ConnectorError;
 use super::mapping::{DefendantsMapping, Mapping, MappingConfig, StageHistoryMapping};
-use super::model::{CaseStage, CourtType, DefendantStatus};
+use super::model::{CaseStage, CourtType, DefendantStatus, FieldMask};
 use super::upstream::Upstream;
 use super::{Connector, Fetched};
 use crate::config::Validation;
@@ -116,8 +116,16 @@ fn match_by_str(m: MatchBy) -> &'static str {
 #[async_trait]
 impl Connector for ProtocolConnector {
     async fn fetch(&self, keys: &[String]) -> Result<Fetched, ConnectorError> {
+        self.fetch_fields(keys, FieldMask::ALL).await
+    }
+
+    fn selects_fields(&self) -> bool {
+        true
+    }
+
+    async fn fetch_fields(&self, keys: &[String], fields: FieldMask) -> Result<Fetched, ConnectorError> {
         let url = self.url("lookup");
-        let body = json!({ "match_by": match_by_str(self.match_by), "keys": keys });
+        let body = json!({ "match_by": match_by_str(self.match_by), "keys": keys, "fields": fields.names() });
         let reply = self.upstream.send_json(&|c: &reqwest::Client| c.post(&url).json(&body)).await?;
         if reply.status != 200 {
             return Err(ConnectorError::bad_response(format!("POST /lookup answered HTTP {}", reply.status)));

@@ -23,6 +23,9 @@ pub struct LookupRequest {
     pub match_by: String,
     /// Keys asked for.
     pub keys: Vec<String>,
+    /// Parts of the records asked for (absent: all); `key` and `marking` always come back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
 }
 
 /// The reference server's state.
@@ -123,8 +126,24 @@ async fn lookup(State(s): State<ReferenceServer>, headers: HeaderMap, body: Resu
         .iter()
         .filter(|r| r.get(field).and_then(Value::as_str).is_some_and(|k| req.keys.iter().any(|q| q == k)))
         .map(|r| {
-            // A record answers the key it was asked by.
-            let mut r = r.clone();
+            // A record answers the key it was asked by, with the parts asked for only.
+            let mut r = match &req.fields {
+                None => r.clone(),
+                Some(fields) => {
+                    let mut out = serde_json::Map::new();
+                    if let Value::Object(obj) = r {
+                        for (k, v) in obj {
+                            let asked = k == "key"
+                                || k == "marking"
+                                || fields.iter().any(|f| f == k || (f == "stage" && k == "national_stage"));
+                            if asked {
+                                out.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    Value::Object(out)
+                }
+            };
             if field == "national_reference" {
                 if let Some(n) = r.get("national_reference").cloned() {
                     r["key"] = n;
