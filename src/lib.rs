@@ -71,6 +71,8 @@ pub struct Gateway {
     /// The demo host-state simulators, when `[simulators] enabled`: they live as long as the
     /// gateway (a portal that keeps only [`Gateway::router`] stops them).
     simulators: Option<simulator::Simulators>,
+    /// The audit writer's sink (disabled when `[access] audit = false`).
+    audit: access::audit::AuditSink,
 }
 
 /// Builds a [`Gateway`] from configuration.
@@ -105,13 +107,19 @@ impl Gateway {
         self.simulators.as_ref()
     }
 
+    /// Where requests hand their audit events; `flush` waits until they are stored.
+    pub fn audit(&self) -> &access::audit::AuditSink {
+        &self.audit
+    }
+
     /// The token verifier (and the development issuer, when enabled).
     pub fn authenticator(&self) -> &auth::Authenticator {
         &self.authenticator
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish for at most
-    /// `server.shutdown_grace_secs`.
+    /// `server.shutdown_grace_secs`; then waits (as long again, at least 5 s) until the audit
+    /// writer has stored every event handed to it.
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,10 +138,15 @@ impl Gateway {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let served = tokio::select! {
             res = server => res,
             () = drain_deadline => Ok(()),
+        };
+        let audit_wait = grace.max(Duration::from_secs(5));
+        if tokio::time::timeout(audit_wait, self.audit.flush()).await.is_err() {
+            tracing::error!(wait_secs = audit_wait.as_secs(), "The audit writer did not catch up before shutdown: recent audit events are lost");
         }
+        served
     }
 }
 
@@ -171,6 +184,7 @@ impl GatewayBuilder {
             None
         };
         let connectors = load_connectors(&config.connectors.dir).await?;
+        let audit = if config.access.audit { access::audit::start(Arc::clone(&store)).await? } else { access::audit::AuditSink::disabled() };
         let schema = schema::build(
             Arc::clone(&store),
             connectors.clone(),
@@ -178,7 +192,7 @@ impl GatewayBuilder {
                 introspection: config.server.introspection,
                 limits: config.limits.clone(),
                 access: access::Access::new(load_policy(&config.access)?),
-                audit: if config.access.audit { access::audit::start(Arc::clone(&store)).await? } else { access::audit::AuditSink::disabled() },
+                audit: audit.clone(),
                 cursor_key: cursor_key(&config.access.cursor_secret),
             },
         );
@@ -191,7 +205,7 @@ impl GatewayBuilder {
             graphiql: config.server.graphiql,
         };
         let router = http::router(state, config.server.body_limit_bytes);
-        Ok(Gateway { router, store, authenticator, connectors, config, simulators })
+        Ok(Gateway { router, store, authenticator, connectors, config, simulators, audit })
     }
 }
 

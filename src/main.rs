@@ -62,6 +62,11 @@ enum Command {
         #[command(subcommand)]
         command: ConnectorCommand,
     },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Serve the reference implementation of the CaseGraph connector protocol from a JSON file
     /// of canonical records (docs/connector-protocol.md).
     ProtocolReference {
@@ -107,6 +112,17 @@ enum ConnectorCommand {
         #[arg(long)]
         reference: String,
         /// Configuration file naming the connectors folder.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole audit log, recompute every hash and check that seqs have no gaps and each
+    /// entry links to the one before. Exits 0 when intact, 1 naming the first broken entry.
+    Verify {
+        /// Configuration file naming the store.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -311,6 +327,29 @@ async fn run_import(dataset: Dataset, file: PathBuf, config: Option<PathBuf>, sk
     Ok(ExitCode::SUCCESS)
 }
 
+async fn audit_verify(config: Option<PathBuf>) -> Result<ExitCode> {
+    use casegraph::access::audit::{self, Verification};
+    let (config, _) = load_config(config.as_ref())?;
+    let store = casegraph::store::connect(&config.store.url, config.store.max_connections)
+        .await
+        .with_context(|| format!("cannot open the store at {}", display_url(&config.store.url)))?;
+    match audit::verify(store.as_ref()).await {
+        Ok(Verification::Intact { entries, last_hash }) => {
+            println!("audit log intact: {entries} entries, last hash {last_hash}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Verification::Broken { seq, reason }) => {
+            println!("audit log BROKEN at entry seq {seq}: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e @ casegraph::store::StoreError::Corrupt(_)) => {
+            println!("audit log BROKEN: an entry is unreadable: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e).context("reading the audit log failed"),
+    }
+}
+
 fn dev_token(org: String, roles: Vec<String>, sub: String, missions: Vec<String>, config: Option<PathBuf>) -> Result<()> {
     let (config, origin) = load_config(config.as_ref())?;
     let dev = &config.auth.dev_issuer;
@@ -429,6 +468,7 @@ async fn main() -> ExitCode {
         }
         Command::Import { dataset, file, config, skip_invalid } => run_import(dataset, file, config, skip_invalid).await,
         Command::Connector { command: ConnectorCommand::Test { id, reference, config } } => connector_test(id, reference, config).await,
+        Command::Audit { command: AuditCommand::Verify { config } } => audit_verify(config).await,
         Command::ProtocolReference { data, listen, token_env } => protocol_reference(data, listen, token_env).await.map(|()| ExitCode::SUCCESS),
         Command::DevToken { org, roles, sub, missions, config } => dev_token(org, roles, sub, missions, config).map(|()| ExitCode::SUCCESS),
     };

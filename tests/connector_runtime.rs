@@ -73,7 +73,7 @@ fn record(key: &str, stage: &str) -> Value {
         "defendants": [],
         "next_hearing": "2025-06-02",
         "updated_at": "2024-11-02T10:00:00Z",
-        "marking": "UNCLASSIFIED"
+        "marking": "PUBLIC"
     })
 }
 
@@ -164,7 +164,11 @@ thread_local! {
 async fn gateway(dir: &Path) -> TestApp {
     CONNECTORS_DIR.with(|d| *d.borrow_mut() = dir.display().to_string());
     try_spawn(AppOptions {
-        configure: |c| c.connectors.dir = CONNECTORS_DIR.with(|d| d.borrow().clone()),
+        configure: |c| {
+            c.connectors.dir = CONNECTORS_DIR.with(|d| d.borrow().clone());
+            // The demo simulators listen on fixed ports; these tests bring their own upstreams.
+            c.simulators.enabled = false;
+        },
         ..AppOptions::default()
     })
     .await
@@ -859,7 +863,7 @@ const SECRET: &str = "S3cret-Bearer-Token-7f4c9e2a";
 fn gateway_config(dir: &Path, connectors: &Path) -> PathBuf {
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_secs = 1\n\n[store]\nurl = \"sqlite://{store}\"\n\n\
-         [auth.dev_issuer]\nenabled = true\nkey_file = \"{key}\"\n\n[connectors]\ndir = \"{connectors}\"\n",
+         [auth.dev_issuer]\nenabled = true\nkey_file = \"{key}\"\n\n[connectors]\ndir = \"{connectors}\"\n\n[simulators]\nenabled = false\n",
         store = dir.join("cases.db").display(),
         key = dir.join("dev-key.pem").display(),
         connectors = connectors.display(),

@@ -266,6 +266,16 @@ impl Access {
         }
     }
 
+    /// May `principal` read the audit log? Only auditors: the log names who read what, so it
+    /// is neither case data nor open to the people it watches.
+    pub fn authorize_audit_read(&self, principal: &Principal) -> Decision {
+        if principal.has_role(Role::Auditor) {
+            Decision::Grant
+        } else {
+            Decision::Deny { code: ErrorCode::Forbidden, message: "reading the audit log requires the auditor role".into() }
+        }
+    }
+
     /// May `principal` perform `op`? UN case officers write the record; Member States submit
     /// information on cases they are concerned with, which the UN reviews.
     pub fn authorize_write(&self, principal: &Principal, op: WriteOperation) -> Decision {

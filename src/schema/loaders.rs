@@ -118,6 +118,7 @@ pub struct Prefetched {
     pub(crate) follow_ups: Slot<FollowUpsOf, Vec<FollowUpRecord>>,
     pub(crate) references: Slot<ReferencesOf, Vec<NationalReferenceRecord>>,
     pub(crate) assistance: Slot<AssistanceOf, Vec<AssistanceRecord>>,
+    pub(crate) proceedings: Slot<super::proceedings::ProceedingsKey, crate::connectors::Lookup>,
 }
 
 /// Prefetched values of one key type.
@@ -130,11 +131,11 @@ impl<K, V> Default for Slot<K, V> {
 }
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> Slot<K, V> {
-    fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
     }
 
-    fn put_all(&self, values: HashMap<K, V>) {
+    pub(crate) fn put_all(&self, values: HashMap<K, V>) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(values);
     }
 }

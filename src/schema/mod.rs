@@ -3,6 +3,7 @@
 //! This module knows nothing of HTTP: the transport hands it a verified [`Principal`] and a
 //! request, and gets a response back.
 
+mod audit;
 mod inputs;
 mod loaders;
 mod mutation;
@@ -61,6 +62,7 @@ pub struct SchemaOptions {
 /// Builds the schema over a store and the host-state connectors.
 pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, options: SchemaOptions) -> CaseGraphSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .enable_federation()
         .data(Services {
             store,
             access: options.access.clone(),
@@ -72,7 +74,8 @@ pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, o
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
-        .extension(AliasLimit(options.limits.max_aliases));
+        .extension(AliasLimit(options.limits.max_aliases))
+        .extension(audit::OperationName);
     if !options.introspection {
         // Without introspection, "did you mean" suggestions would leak the schema too.
         builder = builder.disable_introspection().disable_suggestions();
@@ -104,7 +107,7 @@ pub fn schema_fields() -> std::collections::BTreeSet<String> {
 
 /// The SDL of the schema, as `casegraph schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription).finish().sdl()
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription).enable_federation().finish().sdl()
 }
 
 /// Runs one request for a principal. Every error in the response carries `extensions.code`.

@@ -61,20 +61,17 @@ impl Loader<ProceedingsKey> for ConnectorLoader {
 }
 
 /// Resolves `Case.nationalProceedings` for one case.
-pub(crate) async fn for_case(
+/// The connectors that may know `case`, each with the keys to look up.
+async fn wanted_keys(
     ctx: &Context<'_>,
     case: &crate::store::CaseRecord,
-    facts: &Arc<CaseFacts>,
-) -> Result<Vec<Option<Result<NationalProceedings>>>> {
+) -> Result<Vec<(usize, Arc<ConnectorHandle>, Vec<String>)>> {
     let connectors = &services(ctx).connectors;
     let Some(host) = case.host_state.as_deref() else { return Ok(Vec::new()) };
     let applicable: Vec<(usize, Arc<ConnectorHandle>)> =
         connectors.for_host_state(host).map(|(i, c)| (i, Arc::clone(c))).collect();
-    if applicable.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut national_refs: Option<Vec<crate::store::NationalReferenceRecord>> = None;
-    let mut wanted: Vec<(usize, Arc<ConnectorHandle>, Vec<String>)> = Vec::new();
+    let mut wanted = Vec::new();
     for (idx, handle) in applicable {
         let keys = match handle.match_by {
             MatchBy::UnReference => vec![case.reference.clone()],
@@ -87,8 +84,8 @@ pub(crate) async fn for_case(
                         super::loaders::ReferencesOf(case.id.clone()),
                     )
                     .await
-                        .map_err(super::load_err)?
-                        .unwrap_or_default();
+                    .map_err(super::load_err)?
+                    .unwrap_or_default();
                     national_refs = Some(refs);
                 }
                 national_refs
@@ -103,13 +100,66 @@ pub(crate) async fn for_case(
             wanted.push((idx, handle, keys));
         }
     }
-    let fields = requested_fields(ctx, facts)?;
+    Ok(wanted)
+}
+
+/// Looks up every connector key of a page of cases in one batch, before the cases resolve,
+/// so that each connector gets one call per chunk for the whole page.
+pub(crate) async fn prefetch_page(
+    ctx: &Context<'_>,
+    rows: &[crate::store::CaseRecord],
+    look: &async_graphql::Lookahead<'_>,
+) -> Result<()> {
+    if services(ctx).connectors.all().is_empty() {
+        return Ok(());
+    }
+    let mut keys = Vec::new();
+    for case in rows {
+        let facts = CaseFacts::of(case);
+        let fields = requested_fields(ctx, look, &facts)?;
+        for (idx, _, case_keys) in wanted_keys(ctx, case).await? {
+            keys.extend(case_keys.into_iter().map(|key| ProceedingsKey { connector: idx, key, fields }));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(());
+    }
     let loader = super::request_data::<DataLoader<ConnectorLoader>>(ctx);
+    let found = loader.load_many(keys).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
+    super::request_data::<super::loaders::Prefetched>(ctx).proceedings.put_all(found);
+    Ok(())
+}
+
+/// Resolves `Case.nationalProceedings` for one case.
+pub(crate) async fn for_case(
+    ctx: &Context<'_>,
+    case: &crate::store::CaseRecord,
+    facts: &Arc<CaseFacts>,
+) -> Result<Vec<Option<Result<NationalProceedings>>>> {
+    let wanted = wanted_keys(ctx, case).await?;
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let fields = requested_fields(ctx, &ctx.look_ahead(), facts)?;
+    let prefetched = &super::request_data::<super::loaders::Prefetched>(ctx).proceedings;
     let all_keys: Vec<ProceedingsKey> = wanted
         .iter()
         .flat_map(|(idx, _, keys)| keys.iter().map(|k| ProceedingsKey { connector: *idx, key: k.clone(), fields }))
         .collect();
-    let found = loader.load_many(all_keys).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
+    let mut found: HashMap<ProceedingsKey, Lookup> = HashMap::new();
+    let mut missing = Vec::new();
+    for k in all_keys {
+        match prefetched.get(&k) {
+            Some(v) => {
+                found.insert(k, v);
+            }
+            None => missing.push(k),
+        }
+    }
+    if !missing.is_empty() {
+        let loader = super::request_data::<DataLoader<ConnectorLoader>>(ctx);
+        found.extend(loader.load_many(missing).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?);
+    }
     let mut out = Vec::new();
     for (idx, handle, keys) in wanted {
         let mut failure = None;
@@ -158,7 +208,7 @@ pub(crate) async fn for_case(
 /// The parts of national records to ask for: those the query selects AND the principal may
 /// read on this case. The decision is taken before any call, so a denied field is never
 /// requested from a system that answers field by field.
-fn requested_fields(ctx: &Context<'_>, facts: &CaseFacts) -> Result<FieldMask> {
+fn requested_fields(ctx: &Context<'_>, look: &async_graphql::Lookahead<'_>, facts: &CaseFacts) -> Result<FieldMask> {
     const BITS: [(&str, u16); 10] = [
         ("nationalReference", FieldMask::NATIONAL_REFERENCE),
         ("authority", FieldMask::AUTHORITY),
@@ -173,7 +223,6 @@ fn requested_fields(ctx: &Context<'_>, facts: &CaseFacts) -> Result<FieldMask> {
     ];
     let principal = super::principal(ctx)?;
     let access = &services(ctx).access;
-    let look = ctx.look_ahead();
     let mut mask = 0u16;
     for (field, bit) in BITS {
         if look.field(field).exists()

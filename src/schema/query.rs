@@ -94,7 +94,13 @@ async fn prefetch_page(ctx: &Context<'_>, rows: &[crate::store::CaseRecord]) -> 
             if wants("capacityBuildingAssistance") { prefetch(loader, &pre.assistance, ids().map(AssistanceOf).collect()).await } else { Ok(()) }
         },
     );
-    m.and(v).and(f).and(r).and(a).map_err(super::load_err)
+    m.and(v).and(f).and(r).and(a).map_err(super::load_err)?;
+    for proceedings in [nodes.field("nationalProceedings"), edges.field("nationalProceedings")] {
+        if proceedings.exists() {
+            super::proceedings::prefetch_page(ctx, rows, &proceedings).await?;
+        }
+    }
+    Ok(())
 }
 
 #[Object(name = "Query")]
@@ -182,6 +188,17 @@ impl QueryRoot {
         Ok(found.map(Case::from).filter(|c| svc.access.case_visible(principal, &c.facts)))
     }
 
+    /// Federation: resolves `Case` entities by id for an Apollo supergraph. A case the
+    /// principal may not see resolves to null, exactly like one that does not exist.
+    #[graphql(entity)]
+    async fn find_case_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Case>> {
+        gate(ctx, "Query", "case", Subject::General)?;
+        let svc = services(ctx);
+        let found = svc.store.cases_by_ids(&[id.0]).await.map_err(store_err)?.into_iter().next();
+        let principal = principal(ctx)?;
+        Ok(found.map(Case::from).filter(|c| svc.access.case_visible(principal, &c.facts)))
+    }
+
     /// Capacity-building assistance offered by the UN to host states (res. 2589 §5).
     async fn capacity_building_assistance(
         &self,
@@ -204,6 +221,19 @@ impl QueryRoot {
     async fn connectors(&self, ctx: &Context<'_>) -> Result<Vec<super::proceedings::ConnectorStatus>> {
         gate(ctx, "Query", "connectors", Subject::General)?;
         Ok(services(ctx).connectors.all().iter().cloned().map(super::proceedings::ConnectorStatus).collect())
+    }
+
+    /// The hash-chained audit log, newest first (descending `seq`); pass the last `endCursor`
+    /// as `after` for older entries. Auditors only.
+    #[graphql(complexity = "first.unwrap_or(super::audit::DEFAULT_AUDIT_PAGE).max(1) as usize * child_complexity")]
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<super::audit::AuditLogFilter>,
+        #[graphql(desc = "Page size (default 50, at most the configured maximum).")] first: Option<i32>,
+        #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
+    ) -> Result<super::audit::AuditEntryConnection> {
+        super::audit::audit_log(ctx, filter, first, after).await
     }
 
     /// Counts of cases and victims grouped by mission, host state, year or act.

@@ -39,6 +39,15 @@ pub enum StoreError {
     /// A referenced mission does not exist.
     #[error("mission `{0}` is not in the store")]
     UnknownMission(String),
+    /// The audit log's last entry is not the one a batch was chained to (another writer
+    /// appended first, or entries were removed): the batch must be chained again.
+    #[error("the audit log ends at seq {found} with another hash than the batch starting at seq {first} expects")]
+    AuditTailMoved {
+        /// Last seq in the store (0 when empty).
+        found: i64,
+        /// First seq of the refused batch.
+        first: i64,
+    },
     /// The URL names no supported backend.
     #[error("unsupported store URL scheme (expected sqlite: or postgres://)")]
     UnsupportedUrl,
@@ -130,6 +139,19 @@ pub trait Store: Send + Sync + 'static {
     async fn set_focal_point(&self, code: &str, focal_point: Option<FocalPoint>) -> StoreResult<MissionRecord>;
     /// Records capacity-building assistance.
     async fn insert_assistance(&self, record: NewAssistance, actor: &str) -> StoreResult<AssistanceRecord>;
+
+    /// Appends chained entries to the audit log in one transaction, after checking that the
+    /// log ends with the entry the first one is chained to ([`StoreError::AuditTailMoved`]
+    /// otherwise). The log is never updated nor deleted from.
+    async fn append_audit(&self, entries: &[ChainedAuditEntry]) -> StoreResult<()>;
+    /// The audit log's last entry (highest seq), if any.
+    async fn last_audit_entry(&self) -> StoreResult<Option<ChainedAuditEntry>>;
+    /// One page of audit entries matching `filter`, newest first (descending seq), starting
+    /// below `before_seq`.
+    async fn audit_entries(&self, filter: &AuditFilter, before_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>>;
+    /// One page of the whole audit log in chain order (ascending seq), starting after
+    /// `after_seq`: what verification walks.
+    async fn audit_chain(&self, after_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>>;
 
     /// Upserts missions in one transaction (import).
     async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts>;

@@ -458,3 +458,46 @@ pub struct ImportCounts {
     /// Records already identical.
     pub unchanged: usize,
 }
+
+/// One entry of the hash-chained audit log, as stored. `access::audit` computes `hash` (and
+/// documents its canonical form); the store only keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainedAuditEntry {
+    /// Position in the chain: 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// When the request ran (stored as RFC 3339 with milliseconds, UTC).
+    pub at: DateTime<Utc>,
+    /// Token subject.
+    pub subject: String,
+    /// Organisation of the principal.
+    pub organisation: String,
+    /// GraphQL operation name, or the mutation.
+    pub operation: String,
+    /// Case concerned, if any.
+    pub case_id: Option<String>,
+    /// Field paths read or refused.
+    pub fields: Vec<String>,
+    /// `READ`, `DENIED` or `WRITE`.
+    pub decision: String,
+    /// Hash of the previous entry (64 zeros before the first).
+    pub prev_hash: String,
+    /// Hash of this entry.
+    pub hash: String,
+}
+
+/// Audit log filter; every set field narrows the result (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Token subject.
+    pub subject: Option<String>,
+    /// Organisation.
+    pub organisation: Option<String>,
+    /// Case id.
+    pub case_id: Option<String>,
+    /// At or after.
+    pub from: Option<DateTime<Utc>>,
+    /// At or before.
+    pub to: Option<DateTime<Utc>>,
+    /// `READ`, `DENIED` or `WRITE`.
+    pub decision: Option<String>,
+}

@@ -319,6 +319,31 @@ const MISSION_COLUMNS: &str = "code, name, kind, status, start_date, end_date, h
 const VICTIM_COLUMNS: &str =
     "id, case_id, category, contributing_country, nationality, harm, gender, name, service_number";
 
+const AUDIT_COLUMNS: &str = "seq, at, subject, organisation, operation, case_id, fields, decision, prev_hash, hash";
+
+/// Audit rows per INSERT statement (10 bind values each, well under both backends' limits).
+const AUDIT_INSERT_CHUNK: usize = 100;
+
+fn audit_entry_from_row(row: &AnyRow) -> StoreResult<ChainedAuditEntry> {
+    let seq: i64 = row.try_get("seq")?;
+    let fields: String = row.try_get("fields")?;
+    let at: String = row.try_get("at")?;
+    Ok(ChainedAuditEntry {
+        seq,
+        at: DateTime::parse_from_rfc3339(&at)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| corrupt(&format!("audit_log entry seq {seq}: at"), e))?,
+        subject: row.try_get("subject")?,
+        organisation: row.try_get("organisation")?,
+        operation: row.try_get("operation")?,
+        case_id: row.try_get("case_id")?,
+        fields: serde_json::from_str(&fields).map_err(|e| corrupt(&format!("audit_log entry seq {seq}: fields"), e))?,
+        decision: row.try_get("decision")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
 /// Hash of everything an import writes for a case, so an unchanged row is recognised.
 fn import_hash(case: &ImportedCase) -> String {
     let mut h = Sha256::new();
@@ -1014,6 +1039,79 @@ impl Store for SqlStore {
             version: 1,
             recorded_at: DateTime::parse_from_rfc3339(&ts).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("now", e))?,
         })
+    }
+
+    async fn append_audit(&self, entries: &[ChainedAuditEntry]) -> StoreResult<()> {
+        let Some(first) = entries.first() else { return Ok(()) };
+        let mut tx = self.begin_write().await?;
+        self.counted();
+        let tail = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").query().fetch_optional(&mut *tx).await?;
+        let (found, hash) = match &tail {
+            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?),
+            None => (0, String::new()),
+        };
+        let linked = found == first.seq - 1 && (found == 0 || hash == first.prev_hash);
+        if !linked {
+            return Err(StoreError::AuditTailMoved { found, first: first.seq });
+        }
+        for chunk in entries.chunks(AUDIT_INSERT_CHUNK) {
+            let mut sql = Sql::new(&format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES "));
+            for (i, e) in chunk.iter().enumerate() {
+                let fields = serde_json::to_string(&e.fields).expect("a list of strings serialises");
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind(e.seq).push(", ").bind(e.at.to_rfc3339_opts(SecondsFormat::Millis, true));
+                sql.push(", ").bind(&e.subject).push(", ").bind(&e.organisation).push(", ").bind(&e.operation);
+                sql.push(", ").bind(e.case_id.clone()).push(", ").bind(fields).push(", ").bind(&e.decision);
+                sql.push(", ").bind(&e.prev_hash).push(", ").bind(&e.hash).push(")");
+            }
+            self.counted();
+            if let Err(e) = sql.query().execute(&mut *tx).await {
+                // A concurrent writer (another replica) took these seqs first.
+                return Err(if is_unique_violation(&e) { StoreError::AuditTailMoved { found, first: first.seq } } else { e.into() });
+            }
+        }
+        self.counted();
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn last_audit_entry(&self) -> StoreResult<Option<ChainedAuditEntry>> {
+        let sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"));
+        self.fetch_all(&sql).await?.first().map(audit_entry_from_row).transpose()
+    }
+
+    async fn audit_entries(&self, filter: &AuditFilter, before_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>> {
+        let mut sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
+        let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        if let Some(v) = &filter.subject {
+            sql.push(" AND subject = ").bind(v);
+        }
+        if let Some(v) = &filter.organisation {
+            sql.push(" AND organisation = ").bind(v);
+        }
+        if let Some(v) = &filter.case_id {
+            sql.push(" AND case_id = ").bind(v);
+        }
+        if let Some(v) = &filter.from {
+            sql.push(" AND at >= ").bind(time(v));
+        }
+        if let Some(v) = &filter.to {
+            sql.push(" AND at <= ").bind(time(v));
+        }
+        if let Some(v) = &filter.decision {
+            sql.push(" AND decision = ").bind(v);
+        }
+        if let Some(seq) = before_seq {
+            sql.push(" AND seq < ").bind(seq);
+        }
+        sql.push(" ORDER BY seq DESC LIMIT ").bind(i64::from(limit));
+        self.fetch_all(&sql).await?.iter().map(audit_entry_from_row).collect()
+    }
+
+    async fn audit_chain(&self, after_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>> {
+        let mut sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > "));
+        sql.bind(after_seq.unwrap_or(0)).push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
+        self.fetch_all(&sql).await?.iter().map(audit_entry_from_row).collect()
     }
 
     async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts> {

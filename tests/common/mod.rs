@@ -90,7 +90,8 @@ impl Default for AppOptions {
     }
 }
 
-/// The demo configuration pointed at a temporary folder.
+/// The demo configuration pointed at a temporary folder, without the demo connectors and
+/// simulators.
 pub fn test_config(dir: &std::path::Path, url: String) -> Config {
     let mut config = casegraph::config::load_str(casegraph::config::EMBEDDED_DEFAULT, "embedded")
         .expect("the embedded default loads");
@@ -98,6 +99,10 @@ pub fn test_config(dir: &std::path::Path, url: String) -> Config {
     config.auth.dev_issuer.key_file = dir.join("dev-key.pem").to_string_lossy().into_owned();
     config.server.listen = "127.0.0.1:0".into();
     config.server.shutdown_grace_secs = 1;
+    // The demo's connectors and simulators (fixed ports 4701/4702) are opt-in per test: tests
+    // run in parallel, and most have no use for national proceedings.
+    config.connectors.dir = String::new();
+    config.simulators.enabled = false;
     config
 }
 
