@@ -289,7 +289,7 @@ fn chain(tail: &Tail, events: &[AuditEvent]) -> Vec<ChainedAuditEntry> {
 /// Starts the audit writer over `store` and returns the sink requests feed.
 ///
 /// One task owns the end of the chain: it reads the last stored entry once, then takes
-/// whatever requests have sent (up to [`MAX_BATCH`] entries), chains it in memory and appends
+/// whatever requests have sent (up to 500 entries), chains it in memory and appends
 /// it in one transaction. Requests only send on an unbounded channel, so they never wait for
 /// the store; a failed append is retried with backoff, in order, so no seq is ever skipped.
 pub async fn start(store: Arc<dyn Store>) -> Result<AuditSink, crate::GatewayError> {

@@ -276,6 +276,12 @@ impl Access {
         }
     }
 
+    /// Whether `principal` sees a submission: UN case officers see all of them; others see
+    /// accepted ones and their own organisation's (pending, accepted or rejected).
+    pub fn may_see_submission(&self, principal: &Principal, organisation: &str, accepted: bool) -> bool {
+        accepted || principal.has_role(Role::UnCaseOfficer) || principal.organisation.to_string() == organisation
+    }
+
     /// May `principal` perform `op`? UN case officers write the record; Member States submit
     /// information on cases they are concerned with, which the UN reviews.
     pub fn authorize_write(&self, principal: &Principal, op: WriteOperation) -> Decision {

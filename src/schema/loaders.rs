@@ -26,6 +26,21 @@ pub struct FollowUpsOf(pub String);
 /// Key: the national references of a case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReferencesOf(pub String);
+/// Key: the submissions on a case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubmissionsOf(pub String);
+
+impl Loader<SubmissionsOf> for StoreLoader {
+    type Value = Vec<crate::store::SubmissionRecord>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[SubmissionsOf]) -> Result<HashMap<SubmissionsOf, Vec<crate::store::SubmissionRecord>>, LoadError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = self.store.submissions_by_case_ids(&ids).await.map_err(Arc::new)?;
+        Ok(group(keys, rows, |v| SubmissionsOf(v.case_id.clone())))
+    }
+}
+
 /// Key: the assistance linked to a case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AssistanceOf(pub String);

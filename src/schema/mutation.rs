@@ -5,7 +5,7 @@ use super::inputs::{
     country, not_future, opt_text, text, AssistanceInput, FollowUpActionInput, NationalReferenceInput, ReportCaseInput,
     UpdateCaseInput, VictimInput,
 };
-use super::types::{CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Victim};
+use super::types::{CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Submission, Victim};
 use super::{audit_write, authorize_write, services, store_err};
 use crate::access::WriteOperation;
 use crate::domain::{parse_reference, Act};
@@ -258,6 +258,43 @@ impl MutationRoot {
         let _ = actor;
         audit_write(ctx, WriteOperation::SetFocalPoint, None);
         Ok(Mission(record))
+    }
+
+    /// A Member State submits information on a case it is concerned with (res. 2589 §6). It is
+    /// held for review by a UN case officer before it enters the record.
+    async fn submit_case_information(&self, ctx: &Context<'_>, case_id: ID, content: String) -> Result<Submission> {
+        let actor = authorize_write(ctx, WriteOperation::SubmitCaseInformation, Some(&case_id))?;
+        let content = text("content", &content, 20_000)?;
+        // Only a case the state is concerned with: an invisible case is "not found".
+        let case = reload(ctx, &case_id).await?;
+        let principal = super::principal(ctx)?;
+        if !services(ctx).access.case_visible(principal, &case.facts) {
+            return Err(gql_error(ErrorCode::NotFound, format!("case {} not found", case_id.0)));
+        }
+        let organisation = principal.organisation.to_string();
+        let record = services(ctx)
+            .store
+            .insert_submission(&case_id, &organisation, &actor, &content)
+            .await
+            .map_err(store_err)?;
+        tracing::info!(case = %case_id.0, operation = "submitCaseInformation", "Submission received");
+        audit_write(ctx, WriteOperation::SubmitCaseInformation, Some(&case_id));
+        Ok(Submission { record, facts: Arc::clone(&case.facts) })
+    }
+
+    /// A UN case officer accepts (into the record) or rejects a pending submission.
+    async fn review_submission(&self, ctx: &Context<'_>, id: ID, accept: bool, note: Option<String>) -> Result<Submission> {
+        let actor = authorize_write(ctx, WriteOperation::ReviewSubmission, None)?;
+        let note = opt_text("note", &note, 5_000)?;
+        let record = services(ctx)
+            .store
+            .review_submission(&id, accept, note.as_deref(), &actor)
+            .await
+            .map_err(store_err)?;
+        tracing::info!(submission = %record.id, accepted = accept, operation = "reviewSubmission", "Submission reviewed");
+        audit_write(ctx, WriteOperation::ReviewSubmission, Some(&record.case_id));
+        let case = reload(ctx, &record.case_id).await?;
+        Ok(Submission { record, facts: Arc::clone(&case.facts) })
     }
 
     /// Links a national case-file reference to a case, so that host-state connectors can find it.

@@ -262,6 +262,19 @@ impl Case {
         gate(ctx, "Case", "nationalProceedings", Subject::Case(&self.facts))?;
         super::proceedings::for_case(ctx, &self.record, &self.facts).await
     }
+    /// Information Member States submitted on this case (res. 2589 §6): accepted submissions,
+    /// and your own organisation's; UN case officers see all, to review them.
+    async fn submissions(&self, ctx: &Context<'_>) -> Result<Vec<Submission>> {
+        gate(ctx, "Case", "submissions", Subject::Case(&self.facts))?;
+        let rows = loader(ctx).load_one(super::loaders::SubmissionsOf(self.record.id.clone())).await.map_err(load_err)?;
+        let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| access.may_see_submission(principal, &r.organisation, r.status == crate::store::SubmissionStatus::Accepted))
+            .map(|r| Submission { record: r, facts: Arc::clone(&self.facts) })
+            .collect())
+    }
     /// Capacity-building assistance linked to this case (res. 2589 §5).
     async fn capacity_building_assistance(&self, ctx: &Context<'_>) -> Result<Vec<CapacityBuildingAssistance>> {
         gate(ctx, "Case", "capacityBuildingAssistance", Subject::Case(&self.facts))?;
@@ -704,5 +717,50 @@ impl Viewer {
     /// Roles.
     async fn roles(&self) -> Vec<Role> {
         self.0.roles.iter().copied().collect()
+    }
+}
+
+/// Information a Member State submitted on a case (res. 2589 §6).
+pub struct Submission {
+    pub(crate) record: crate::store::SubmissionRecord,
+    pub(crate) facts: Arc<CaseFacts>,
+}
+
+#[Object]
+impl Submission {
+    /// Opaque id.
+    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
+        gate(ctx, "Submission", "id", Subject::Case(&self.facts))?;
+        Ok(ID(self.record.id.clone()))
+    }
+    /// Submitting organisation (ISO alpha-3).
+    async fn organisation(&self, ctx: &Context<'_>) -> Result<&str> {
+        gate(ctx, "Submission", "organisation", Subject::Case(&self.facts))?;
+        Ok(&self.record.organisation)
+    }
+    /// What was submitted.
+    async fn content(&self, ctx: &Context<'_>) -> Result<&str> {
+        gate(ctx, "Submission", "content", Subject::Case(&self.facts))?;
+        Ok(&self.record.content)
+    }
+    /// PENDING review, ACCEPTED into the record, or REJECTED.
+    async fn status(&self, ctx: &Context<'_>) -> Result<crate::store::SubmissionStatus> {
+        gate(ctx, "Submission", "status", Subject::Case(&self.facts))?;
+        Ok(self.record.status)
+    }
+    /// When it was submitted.
+    async fn submitted_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
+        gate(ctx, "Submission", "submittedAt", Subject::Case(&self.facts))?;
+        Ok(DateTime(self.record.submitted_at))
+    }
+    /// When it was reviewed.
+    async fn reviewed_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
+        gate(ctx, "Submission", "reviewedAt", Subject::Case(&self.facts))?;
+        Ok(self.record.reviewed_at.map(DateTime))
+    }
+    /// The reviewer's note.
+    async fn review_note(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        gate(ctx, "Submission", "reviewNote", Subject::Case(&self.facts))?;
+        Ok(self.record.review_note.as_deref())
     }
 }

@@ -153,6 +153,13 @@ pub trait Store: Send + Sync + 'static {
     /// `after_seq`: what verification walks.
     async fn audit_chain(&self, after_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>>;
 
+    /// Records a Member State's submission on a case, pending review.
+    async fn insert_submission(&self, case_id: &str, organisation: &str, submitted_by: &str, content: &str) -> StoreResult<SubmissionRecord>;
+    /// Accepts or rejects a pending submission; a reviewed one cannot be reviewed again.
+    async fn review_submission(&self, id: &str, accept: bool, note: Option<&str>, reviewer: &str) -> StoreResult<SubmissionRecord>;
+    /// Submissions on many cases (batch).
+    async fn submissions_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<SubmissionRecord>>;
+
     /// Upserts missions in one transaction (import).
     async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts>;
     /// Upserts imported cases and their victims in one transaction, keyed by `import_key`.

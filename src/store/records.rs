@@ -501,3 +501,60 @@ pub struct AuditFilter {
     /// `READ`, `DENIED` or `WRITE`.
     pub decision: Option<String>,
 }
+
+/// Where a Member State's submission stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+pub enum SubmissionStatus {
+    /// Awaiting review by a UN case officer.
+    Pending,
+    /// Accepted into the record.
+    Accepted,
+    /// Rejected.
+    Rejected,
+}
+
+impl SubmissionStatus {
+    /// Canonical spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Accepted => "ACCEPTED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    /// Parses the canonical spelling.
+    pub fn parse(s: &str) -> Result<Self, crate::domain::ParseError> {
+        match s {
+            "PENDING" => Ok(Self::Pending),
+            "ACCEPTED" => Ok(Self::Accepted),
+            "REJECTED" => Ok(Self::Rejected),
+            _ => Err(crate::domain::ParseError::Enum { kind: "SubmissionStatus", value: s.chars().take(40).collect() }),
+        }
+    }
+}
+
+/// Information a Member State submitted on a case (res. 2589 §6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmissionRecord {
+    /// Opaque id.
+    pub id: String,
+    /// Case id.
+    pub case_id: String,
+    /// Submitting organisation (alpha-3).
+    pub organisation: String,
+    /// Token subject of the submitter.
+    pub submitted_by: String,
+    /// What was submitted.
+    pub content: String,
+    /// Status.
+    pub status: SubmissionStatus,
+    /// When submitted.
+    pub submitted_at: DateTime<Utc>,
+    /// Reviewer.
+    pub reviewed_by: Option<String>,
+    /// When reviewed.
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// Reviewer's note.
+    pub review_note: Option<String>,
+}

@@ -316,6 +316,27 @@ fn assistance_from_row(row: &AnyRow) -> StoreResult<AssistanceRecord> {
 const MISSION_COLUMNS: &str = "code, name, kind, status, start_date, end_date, host_territories, location_name, \
      latitude, longitude, focal_point_name, focal_point_email";
 
+const SUBMISSION_COLUMNS: &str =
+    "id, case_id, organisation, submitted_by, content, status, submitted_at, reviewed_by, reviewed_at, review_note";
+
+fn submission_from_row(row: &AnyRow) -> StoreResult<SubmissionRecord> {
+    let reviewed_at: Option<String> = row.try_get("reviewed_at")?;
+    Ok(SubmissionRecord {
+        id: row.try_get("id")?,
+        case_id: row.try_get("case_id")?,
+        organisation: row.try_get("organisation")?,
+        submitted_by: row.try_get("submitted_by")?,
+        content: row.try_get("content")?,
+        status: get_enum(row, "status", SubmissionStatus::parse)?,
+        submitted_at: get_time(row, "submitted_at")?,
+        reviewed_by: row.try_get("reviewed_by")?,
+        reviewed_at: reviewed_at
+            .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("reviewed_at", e)))
+            .transpose()?,
+        review_note: row.try_get("review_note")?,
+    })
+}
+
 const VICTIM_COLUMNS: &str =
     "id, case_id, category, contributing_country, nationality, harm, gender, name, service_number";
 
@@ -443,6 +464,14 @@ impl SqlStore {
             rows.extend(self.fetch_all(&sql).await?);
         }
         Ok(rows)
+    }
+
+    async fn submission_in_tx(&self, tx: &mut Transaction<'static, Any>, id: &str) -> StoreResult<SubmissionRecord> {
+        let mut sql = Sql::new(&format!("SELECT {SUBMISSION_COLUMNS} FROM case_submissions WHERE id = "));
+        sql.bind(id);
+        self.counted();
+        let row = sql.query().fetch_optional(&mut **tx).await?;
+        row.as_ref().map(submission_from_row).transpose()?.ok_or_else(|| StoreError::NotFound(format!("submission {id}")))
     }
 
     async fn case_in_tx(&self, tx: &mut Transaction<'static, Any>, id: &str) -> StoreResult<CaseRecord> {
@@ -1112,6 +1141,51 @@ impl Store for SqlStore {
         let mut sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > "));
         sql.bind(after_seq.unwrap_or(0)).push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
         self.fetch_all(&sql).await?.iter().map(audit_entry_from_row).collect()
+    }
+
+    async fn insert_submission(&self, case_id: &str, organisation: &str, submitted_by: &str, content: &str) -> StoreResult<SubmissionRecord> {
+        let mut tx = self.begin_write().await?;
+        let mut check = Sql::new("SELECT id FROM cases WHERE id = ");
+        check.bind(case_id);
+        self.counted();
+        if check.query().fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound(format!("case {case_id}")));
+        }
+        let id = new_id();
+        let mut sql = Sql::new(
+            "INSERT INTO case_submissions (id, case_id, organisation, submitted_by, content, status, submitted_at) VALUES (",
+        );
+        sql.bind(&id).push(", ").bind(case_id).push(", ").bind(organisation).push(", ").bind(submitted_by);
+        sql.push(", ").bind(content).push(", 'PENDING', ").bind(now()).push(")");
+        self.counted();
+        sql.query().execute(&mut *tx).await?;
+        let record = self.submission_in_tx(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn review_submission(&self, id: &str, accept: bool, note: Option<&str>, reviewer: &str) -> StoreResult<SubmissionRecord> {
+        let mut tx = self.begin_write().await?;
+        let mut sql = Sql::new("UPDATE case_submissions SET status = ");
+        sql.bind(if accept { "ACCEPTED" } else { "REJECTED" }).push(", reviewed_by = ").bind(reviewer);
+        sql.push(", reviewed_at = ").bind(now()).push(", review_note = ").bind(note);
+        sql.push(" WHERE id = ").bind(id).push(" AND status = 'PENDING'");
+        self.counted();
+        if sql.query().execute(&mut *tx).await?.rows_affected() != 1 {
+            // Tell "no such submission" from "already reviewed".
+            let existing = self.submission_in_tx(&mut tx, id).await?;
+            return Err(StoreError::Duplicate(format!("a review of submission {} ({})", existing.id, existing.status.as_str())));
+        }
+        let record = self.submission_in_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn submissions_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<SubmissionRecord>> {
+        let rows = self
+            .fetch_by_keys(&format!("SELECT {SUBMISSION_COLUMNS} FROM case_submissions WHERE case_id IN "), ids, " ORDER BY case_id, submitted_at")
+            .await?;
+        rows.iter().map(submission_from_row).collect()
     }
 
     async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts> {

@@ -52,7 +52,10 @@ pub fn planted() -> Vec<&'static str> {
 #[track_caller]
 pub fn assert_absent(text: &str, values: &[&str], what: &str) {
     for v in values {
-        assert!(!text.contains(v), "{what}: the response contains the planted value `{v}`: {text}");
+        assert!(
+            !text.contains(v),
+            "{what}: the response contains the planted value `{v}`: {text}"
+        );
     }
 }
 
@@ -65,24 +68,74 @@ pub struct Who {
     pub missions: &'static [&'static str],
 }
 
-pub const UN_ANALYST: Who = Who { label: "UN analyst", org: "UN", roles: &["un-analyst"], missions: &[] };
-pub const UN_OFFICER: Who = Who { label: "UN case officer", org: "UN", roles: &["un-case-officer"], missions: &[] };
-pub const HOST_MLI: Who = Who { label: "host state MLI", org: "MLI", roles: &["member-state-analyst"], missions: &[] };
-pub const CONTRIBUTOR_SEN: Who =
-    Who { label: "contributing state SEN", org: "SEN", roles: &["member-state-analyst"], missions: &[] };
-pub const NATIONALITY_TCD: Who =
-    Who { label: "nationality state TCD", org: "TCD", roles: &["member-state-analyst"], missions: &[] };
-pub const UNRELATED_FRA: Who = Who { label: "unrelated state FRA", org: "FRA", roles: &["member-state-analyst"], missions: &[] };
-pub const REGIONAL_AU: Who = Who { label: "regional organisation AU", org: "AU", roles: &["member-state-analyst"], missions: &[] };
-pub const FOCAL_POINT: Who = Who { label: "MINUSMA focal point", org: "UN", roles: &["focal-point"], missions: &["MINUSMA"] };
-pub const AUDITOR: Who = Who { label: "auditor", org: "UN/OIOS", roles: &["auditor"], missions: &[] };
+pub const UN_ANALYST: Who = Who {
+    label: "UN analyst",
+    org: "UN",
+    roles: &["un-analyst"],
+    missions: &[],
+};
+pub const UN_OFFICER: Who = Who {
+    label: "UN case officer",
+    org: "UN",
+    roles: &["un-case-officer"],
+    missions: &[],
+};
+pub const HOST_MLI: Who = Who {
+    label: "host state MLI",
+    org: "MLI",
+    roles: &["member-state-analyst"],
+    missions: &[],
+};
+pub const CONTRIBUTOR_SEN: Who = Who {
+    label: "contributing state SEN",
+    org: "SEN",
+    roles: &["member-state-analyst"],
+    missions: &[],
+};
+pub const NATIONALITY_TCD: Who = Who {
+    label: "nationality state TCD",
+    org: "TCD",
+    roles: &["member-state-analyst"],
+    missions: &[],
+};
+pub const UNRELATED_FRA: Who = Who {
+    label: "unrelated state FRA",
+    org: "FRA",
+    roles: &["member-state-analyst"],
+    missions: &[],
+};
+pub const REGIONAL_AU: Who = Who {
+    label: "regional organisation AU",
+    org: "AU",
+    roles: &["member-state-analyst"],
+    missions: &[],
+};
+pub const FOCAL_POINT: Who = Who {
+    label: "MINUSMA focal point",
+    org: "UN",
+    roles: &["focal-point"],
+    missions: &["MINUSMA"],
+};
+pub const AUDITOR: Who = Who {
+    label: "auditor",
+    org: "UN/OIOS",
+    roles: &["auditor"],
+    missions: &[],
+};
 
 /// A token for `who`.
 pub fn token(app: &TestApp, who: &Who) -> String {
     let roles: Vec<String> = who.roles.iter().map(|r| r.to_string()).collect();
     let missions: Vec<String> = who.missions.iter().map(|m| m.to_string()).collect();
     app.dev
-        .mint(&app.audience, &format!("test-{}", who.label.replace(' ', "-")), who.org, &roles, &missions, Duration::from_secs(600))
+        .mint(
+            &app.audience,
+            &format!("test-{}", who.label.replace(' ', "-")),
+            who.org,
+            &roles,
+            &missions,
+            Duration::from_secs(600),
+        )
         .expect("mint")
 }
 
@@ -178,7 +231,12 @@ pub async fn run(app: &TestApp, who: &Who, query: &str, variables: Value) -> (u1
 }
 
 /// Runs `query` with a raw bearer token.
-pub async fn raw(app: &TestApp, bearer: &str, query: &str, variables: Value) -> (u16, String, Value) {
+pub async fn raw(
+    app: &TestApp,
+    bearer: &str,
+    query: &str,
+    variables: Value,
+) -> (u16, String, Value) {
     let res = app
         .client
         .post(format!("{}/graphql", app.base))
@@ -211,7 +269,10 @@ pub async fn report_case(app: &TestApp, mission: &str, host: &str, date: &str) -
     )
     .await;
     let case = &data["reportCase"];
-    (case["id"].as_str().expect("id").to_string(), case["reference"].as_str().expect("reference").to_string())
+    (
+        case["id"].as_str().expect("id").to_string(),
+        case["reference"].as_str().expect("reference").to_string(),
+    )
 }
 
 /// Starts the gateway and plants the main case.
@@ -221,14 +282,17 @@ pub async fn start(setup: Setup) -> Fixture {
     std::fs::create_dir(&connectors).expect("connectors dir");
     let mut listeners = Vec::new();
     for system in &setup.systems {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let file = format!(
             "name = \"Test system {id}\"\nkind = \"protocol\"\nhost_states = [\"{h}\"]\nmatch_by = \"un_reference\"\n\n[protocol]\nbase_url = \"{url}\"\n",
             id = system.id,
             h = system.host_state
         );
-        std::fs::write(connectors.join(format!("{}.toml", system.id)), file).expect("write connector file");
+        std::fs::write(connectors.join(format!("{}.toml", system.id)), file)
+            .expect("write connector file");
         listeners.push(listener);
     }
     let policy_path = match &setup.policy {
@@ -239,12 +303,26 @@ pub async fn start(setup: Setup) -> Fixture {
         }
         None => String::new(),
     };
-    let connectors_setting = if setup.systems.is_empty() { String::new() } else { connectors.display().to_string() };
+    let connectors_setting = if setup.systems.is_empty() {
+        String::new()
+    } else {
+        connectors.display().to_string()
+    };
     SETTINGS.with(|s| *s.borrow_mut() = (connectors_setting, policy_path, setup.no_introspection));
-    let app = try_spawn(AppOptions { configure, ..AppOptions::default() }).await.expect("SQLite is always available");
+    let app = try_spawn(AppOptions {
+        configure,
+        ..AppOptions::default()
+    })
+    .await
+    .expect("SQLite is always available");
 
     let (case_id, case_ref) = report_case(&app, "MINUSMA", "MLI", INCIDENT_DATE).await;
-    let data = officer_write(&app, "query($id: ID!) { case(id: $id) { version } }", json!({ "id": case_id })).await;
+    let data = officer_write(
+        &app,
+        "query($id: ID!) { case(id: $id) { version } }",
+        json!({ "id": case_id }),
+    )
+    .await;
     let version = data["case"]["version"].as_i64().expect("version");
     officer_write(
         &app,
@@ -295,8 +373,18 @@ pub async fn start(setup: Setup) -> Fixture {
     for (system, listener) in setup.systems.iter().zip(listeners) {
         let server = ReferenceServer::new((system.records)(&case_ref), None);
         let router = server.router();
-        tokio::spawn(async move { axum::serve(listener, router).await.expect("reference server serves") });
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .await
+                .expect("reference server serves")
+        });
         servers.push(server);
     }
-    Fixture { app, case_id, case_ref, servers, _dir: dir }
+    Fixture {
+        app,
+        case_id,
+        case_ref,
+        servers,
+        _dir: dir,
+    }
 }
