@@ -10,6 +10,16 @@
 //! A request is an error when the status is not 200, the body is not JSON, the body has an
 //! `errors` member or lacks `data`. A run with errors is invalid (exit code 2).
 //!
+//! `--allow-error-code CODE` (repeatable; every target) or `--allow-error-code-for NAME CODE`
+//! (one target) relaxes that for scenarios where partial answers are the expected outcome (e.g.
+//! `FORBIDDEN_FIELD` for a principal denied some fields): a body with `data` and an `errors`
+//! array is then valid when *every* error has `extensions.code` among the allowed codes. Such
+//! answers are counted (`"allowed_error_responses"` in the JSON output); any other error still
+//! invalidates the run. Without the options nothing changes.
+//!
+//! `--token T` is sent to every target; `--token-for NAME T` overrides it for one target (several
+//! principals measured side by side in the same interleaved rounds).
+//!
 //! Only loopback targets (`127.0.0.1`) are accepted: this is a benchmark, not a stress tool.
 //!
 //! ```text
@@ -17,10 +27,13 @@
 //!     --target typename http://127.0.0.1:4000/graphql q_typename.graphql \
 //!     --target cases100 http://127.0.0.1:4000/graphql q_cases.graphql
 //! loadgen check --token T http://127.0.0.1:4000/graphql q.graphql   # one request, prints body
+//! loadgen --token T_UN --token-for ms T_MLI --allow-error-code-for ms FORBIDDEN_FIELD … \
+//!     --target un URL q.graphql --target ms URL q.graphql
 //! ```
 //!
 //! Output: one JSON object per target per round (`"kind":"round"`), one per target aggregated
-//! over rounds (`"kind":"target"`), on stdout; a human table on stderr.
+//! over rounds (`"kind":"target"`, with `warmup_requests`: requests sent during the discarded
+//! warm-ups), on stdout; a human table on stderr.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,6 +48,10 @@ struct Target {
     name: String,
     url: reqwest::Url,
     body: Arc<Vec<u8>>,
+    /// Bearer token (the global one unless `--token-for` names this target).
+    token: Option<String>,
+    /// Tolerated error codes (global ones plus `--allow-error-code-for` this target).
+    allowed: Arc<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -48,6 +65,8 @@ struct Opts {
     timeout: Duration,
     targets: Vec<Target>,
     check: bool,
+    /// Error codes (`extensions.code`) that do not make a response an error.
+    allowed_codes: Arc<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -58,11 +77,42 @@ struct GraphqlResponse {
     errors: Option<IgnoredAny>,
 }
 
+/// The same body, with the error codes (parsed only when some codes are allowed).
+#[derive(Deserialize)]
+struct GraphqlResponseCodes {
+    #[serde(default)]
+    data: Option<IgnoredAny>,
+    #[serde(default)]
+    errors: Option<Vec<GraphqlErrorCode>>,
+}
+
+#[derive(Deserialize)]
+struct GraphqlErrorCode {
+    #[serde(default)]
+    extensions: Option<ErrorExtensions>,
+}
+
+#[derive(Deserialize)]
+struct ErrorExtensions {
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// How a valid answer looked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// `data` and no `errors`.
+    Clean,
+    /// `data` and errors whose codes are all allowed.
+    AllowedErrors,
+}
+
 /// What one measured window produced.
 #[derive(Default)]
 struct Window {
     latencies_us: Vec<u64>,
     errors: u64,
+    allowed_error_responses: u64,
     bytes: u64,
     elapsed: Duration,
     first_error: Option<String>,
@@ -71,8 +121,9 @@ struct Window {
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen [--token T] [--concurrency N] [--warmup S] [--duration S] [--rounds N] \
-         [--max-requests N] [--timeout S] --target NAME URL QUERY_FILE [--target …]\n       \
-         loadgen check [--token T] URL QUERY_FILE"
+         [--max-requests N] [--timeout S] [--allow-error-code CODE …] [--allow-error-code-for NAME CODE …] \
+         [--token-for NAME T …] --target NAME URL QUERY_FILE [--target …]\n       \
+         loadgen check [--token T] [--allow-error-code CODE …] URL QUERY_FILE"
     );
     std::process::exit(64);
 }
@@ -109,7 +160,11 @@ fn parse_args() -> Opts {
         timeout: Duration::from_secs(30),
         targets: Vec::new(),
         check: false,
+        allowed_codes: Arc::new(Vec::new()),
     };
+    let mut allowed_codes = Vec::new();
+    let mut allowed_for: Vec<(String, String)> = Vec::new();
+    let mut token_for: Vec<(String, String)> = Vec::new();
     if args.peek().map(String::as_str) == Some("check") {
         args.next();
         o.check = true;
@@ -128,18 +183,61 @@ fn parse_args() -> Opts {
             "--warmup" => o.warmup = secs(args.next()),
             "--duration" => o.duration = secs(args.next()),
             "--timeout" => o.timeout = secs(args.next()),
+            "--allow-error-code" => {
+                let code = args.next().unwrap_or_else(|| usage());
+                if code.is_empty() {
+                    usage();
+                }
+                allowed_codes.push(code);
+            }
+            "--allow-error-code-for" => {
+                let (Some(name), Some(code)) = (args.next(), args.next()) else { usage() };
+                if code.is_empty() {
+                    usage();
+                }
+                allowed_for.push((name, code));
+            }
+            "--token-for" => {
+                let (Some(name), Some(token)) = (args.next(), args.next()) else { usage() };
+                token_for.push((name, token));
+            }
             "--target" => {
                 let (Some(name), Some(url), Some(file)) = (args.next(), args.next(), args.next()) else { usage() };
-                o.targets.push(Target { name, url: loopback_url(&url), body: graphql_body(&file) });
+                o.targets.push(Target {
+                    name,
+                    url: loopback_url(&url),
+                    body: graphql_body(&file),
+                    token: None,
+                    allowed: Arc::default(),
+                });
             }
             "-h" | "--help" => usage(),
             _ if o.check => positional.push(a),
             _ => usage(),
         }
     }
+    o.allowed_codes = Arc::new(allowed_codes);
     if o.check {
         let [url, file] = positional.as_slice() else { usage() };
-        o.targets.push(Target { name: "check".into(), url: loopback_url(url), body: graphql_body(file) });
+        o.targets.push(Target {
+            name: "check".into(),
+            url: loopback_url(url),
+            body: graphql_body(file),
+            token: None,
+            allowed: Arc::default(),
+        });
+    }
+    for (name, _) in allowed_for.iter().chain(token_for.iter()) {
+        if !o.targets.iter().any(|t| &t.name == name) {
+            eprintln!("loadgen: `{name}` names no --target");
+            std::process::exit(64);
+        }
+    }
+    for t in &mut o.targets {
+        t.token = token_for.iter().rev().find(|(n, _)| n == &t.name).map(|(_, v)| v.clone()).or_else(|| o.token.clone());
+        let mut allowed = o.allowed_codes.as_ref().clone();
+        allowed.extend(allowed_for.iter().filter(|(n, _)| n == &t.name).map(|(_, c)| c.clone()));
+        t.allowed = Arc::new(allowed);
     }
     if o.targets.is_empty() || o.concurrency == 0 || o.rounds == 0 {
         usage();
@@ -147,13 +245,15 @@ fn parse_args() -> Opts {
     o
 }
 
-/// Sends one request; `Ok((bytes, body if keep))` for a valid answer, `Err(description)` otherwise.
-async fn send(client: &reqwest::Client, target: &Target, token: Option<&str>, keep: bool) -> Result<(u64, Option<String>), String> {
+/// Sends one request; `Ok((bytes, kind of answer, body if keep))` for a valid answer,
+/// `Err(description)` otherwise.
+async fn send(client: &reqwest::Client, target: &Target, keep: bool) -> Result<(u64, Answer, Option<String>), String> {
+    let allowed = target.allowed.as_slice();
     let mut req = client
         .post(target.url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(target.body.as_ref().clone());
-    if let Some(t) = token {
+    if let Some(t) = &target.token {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.map_err(|e| format!("transport: {e}"))?;
@@ -163,9 +263,27 @@ async fn send(client: &reqwest::Client, target: &Target, token: Option<&str>, ke
     if status != reqwest::StatusCode::OK {
         return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])));
     }
-    match serde_json::from_slice::<GraphqlResponse>(&body) {
-        Ok(GraphqlResponse { errors: None, data: Some(_) }) => Ok((n, keep.then(|| String::from_utf8_lossy(&body).into_owned()))),
-        Ok(_) => Err(format!("GraphQL errors: {}", String::from_utf8_lossy(&body[..body.len().min(300)]))),
+    let kept = || keep.then(|| String::from_utf8_lossy(&body).into_owned());
+    let graphql_errors = || format!("GraphQL errors: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+    if allowed.is_empty() {
+        return match serde_json::from_slice::<GraphqlResponse>(&body) {
+            Ok(GraphqlResponse { errors: None, data: Some(_) }) => Ok((n, Answer::Clean, kept())),
+            Ok(_) => Err(graphql_errors()),
+            Err(e) => Err(format!("body is not JSON ({e})")),
+        };
+    }
+    match serde_json::from_slice::<GraphqlResponseCodes>(&body) {
+        Ok(GraphqlResponseCodes { errors: None, data: Some(_) }) => Ok((n, Answer::Clean, kept())),
+        // `data: null` deserialises as None: an error whatever the codes.
+        Ok(GraphqlResponseCodes { errors: Some(errors), data: Some(_) })
+            if !errors.is_empty()
+                && errors.iter().all(|e| {
+                    e.extensions.as_ref().and_then(|x| x.code.as_deref()).is_some_and(|c| allowed.iter().any(|a| a == c))
+                }) =>
+        {
+            Ok((n, Answer::AllowedErrors, kept()))
+        }
+        Ok(_) => Err(graphql_errors()),
         Err(e) => Err(format!("body is not JSON ({e})")),
     }
 }
@@ -180,18 +298,20 @@ async fn window(client: &reqwest::Client, target: &Target, o: &Opts, length: Dur
     for _ in 0..o.concurrency {
         let client = client.clone();
         let target = target.clone();
-        let token = o.token.clone();
         let issued = Arc::clone(&issued);
         tasks.push(tokio::spawn(async move {
             let mut w = Window { latencies_us: Vec::with_capacity(16 * 1024), ..Default::default() };
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < budget {
                 let t0 = Instant::now();
-                let res = send(&client, &target, token.as_deref(), false).await;
+                let res = send(&client, &target, false).await;
                 let us = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
                 match res {
-                    Ok((n, _)) => {
+                    Ok((n, answer, _)) => {
                         w.latencies_us.push(us);
                         w.bytes += n;
+                        if answer == Answer::AllowedErrors {
+                            w.allowed_error_responses += 1;
+                        }
                     }
                     Err(e) => {
                         w.errors += 1;
@@ -207,6 +327,7 @@ async fn window(client: &reqwest::Client, target: &Target, o: &Opts, length: Dur
         let w = t.await.expect("a load task panicked");
         all.latencies_us.extend(w.latencies_us);
         all.errors += w.errors;
+        all.allowed_error_responses += w.allowed_error_responses;
         all.bytes += w.bytes;
         if all.first_error.is_none() {
             all.first_error = w.first_error;
@@ -247,8 +368,8 @@ async fn main() {
 
     if o.check {
         let t = &o.targets[0];
-        match send(&client, t, o.token.as_deref(), true).await {
-            Ok((_, body)) => {
+        match send(&client, t, true).await {
+            Ok((_, _, body)) => {
                 println!("{}", body.unwrap_or_default());
                 return;
             }
@@ -263,6 +384,8 @@ async fn main() {
         latencies_us: Vec<u64>,
         requests: u64,
         errors: u64,
+        allowed_error_responses: u64,
+        warmup_requests: u64,
         bytes: u64,
         secs: f64,
         round_rps: Vec<f64>,
@@ -277,6 +400,8 @@ async fn main() {
             latencies_us: Vec::new(),
             requests: 0,
             errors: 0,
+            allowed_error_responses: 0,
+            warmup_requests: 0,
             bytes: 0,
             secs: 0.0,
             round_rps: Vec::new(),
@@ -289,7 +414,8 @@ async fn main() {
     for round in 1..=o.rounds {
         for (i, t) in o.targets.iter().enumerate() {
             if !o.warmup.is_zero() {
-                let _ = window(&client, t, &o, o.warmup, o.max_requests).await;
+                let wu = window(&client, t, &o, o.warmup, o.max_requests).await;
+                acc[i].warmup_requests += wu.latencies_us.len() as u64 + wu.errors;
             }
             let mut w = window(&client, t, &o, o.duration, o.max_requests).await;
             w.latencies_us.sort_unstable();
@@ -301,6 +427,7 @@ async fn main() {
                 "{}",
                 json!({
                     "kind": "round", "target": t.name, "round": round, "requests": ok, "errors": w.errors,
+                    "allowed_error_responses": w.allowed_error_responses,
                     "secs": secs, "rps": rps, "p50_ms": p50, "p99_ms": p99,
                     "mean_response_bytes": if ok > 0 { w.bytes / ok } else { 0 },
                 })
@@ -313,6 +440,7 @@ async fn main() {
             a.latencies_us.extend_from_slice(&w.latencies_us);
             a.requests += ok;
             a.errors += w.errors;
+            a.allowed_error_responses += w.allowed_error_responses;
             a.bytes += w.bytes;
             a.secs += secs;
             a.round_rps.push(rps);
@@ -339,6 +467,8 @@ async fn main() {
             json!({
                 "kind": "target", "target": t.name, "rounds": o.rounds, "concurrency": o.concurrency,
                 "requests": a.requests, "errors": a.errors, "secs": a.secs,
+                "allowed_error_responses": a.allowed_error_responses, "allowed_error_codes": t.allowed.as_slice(),
+                "warmup_requests": a.warmup_requests,
                 "rps_median": rps_median, "rps_rounds": a.round_rps,
                 "p50_ms": p50, "p99_ms": p99,
                 "p50_ms_median": median(&mut a.round_p50.clone()), "p99_ms_median": median(&mut a.round_p99.clone()),

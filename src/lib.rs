@@ -56,8 +56,8 @@ pub enum GatewayError {
     /// The HTTP client could not be built.
     #[error("building the HTTP client failed: {0}")]
     Http(#[from] reqwest::Error),
-    /// The demo host-state simulators could not start.
-    #[error("starting the demo host-state simulators failed: {0}")]
+    /// The demo host-state simulators could not start (the message names the address).
+    #[error(transparent)]
     Simulators(#[from] simulator::SimulatorError),
 }
 

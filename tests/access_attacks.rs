@@ -274,118 +274,57 @@ async fn statistics_suppress_small_cells_and_their_complements_for_an_unrelated_
     // A second MINUSMA case, in Niger: a host-state cell of one.
     report_case(&fx.app, "MINUSMA", "NER", "2022-05-02").await;
     let t = threshold();
-    let one_day = json!({ "missions": ["MINUSMA"], "from": INCIDENT_DATE, "to": INCIDENT_DATE });
-    let (full, _) = stats(&fx, &UN_ANALYST, "MISSION", one_day.clone()).await;
-    assert_eq!(
-        full["totalCases"],
-        json!(1),
-        "the planted case is alone on its day: {full}"
-    );
-    let (s, text) = stats(&fx, &UNRELATED_FRA, "MISSION", one_day).await;
-    assert_eq!(s["groups"][0]["suppressed"], json!(true), "{text}");
-    assert!(
-        s["groups"][0]["caseCount"].is_null()
-            && s["totalCases"].is_null()
-            && s["totalVictims"].is_null(),
-        "{text}"
-    );
-
-    let filters = [
-        Value::Null,
-        json!({ "missions": ["MINUSMA"] }),
-        json!({ "missions": ["MINUSMA"], "from": "2022-01-01" }),
-        json!({ "victimNationalities": ["TCD"] }),
-        json!({ "victimNationalities": ["SEN"], "from": "2023-01-01" }),
-        json!({ "hostStates": ["NER", "MLI"], "from": "2021-06-01" }),
-        json!({ "from": "2023-03-01", "to": "2023-03-31" }),
-    ];
     let mut suppressed_somewhere = false;
     for by in ["MISSION", "HOST_STATE", "YEAR", "ACT"] {
-        for f in &filters {
-            let (truth, _) = stats(&fx, &UN_ANALYST, by, f.clone()).await;
-            let (s, text) = stats(&fx, &UNRELATED_FRA, by, f.clone()).await;
-            let groups = s["groups"].as_array().expect("groups");
-            let true_groups = truth["groups"].as_array().expect("groups");
-            assert_eq!(groups.len(), true_groups.len(), "{by} {f}: {text}");
-            let suppressed = groups
-                .iter()
-                .filter(|g| g["suppressed"] == json!(true))
-                .count();
-            suppressed_somewhere |= suppressed > 0;
-            for (g, tg) in groups.iter().zip(true_groups) {
-                let n = tg["caseCount"]
-                    .as_i64()
-                    .expect("the analyst sees every count");
-                if g["suppressed"] == json!(true) {
-                    assert!(
-                        g["caseCount"].is_null() && g["victimCount"].is_null(),
-                        "{by} {f}: {text}"
-                    );
-                } else {
-                    assert!(n >= t, "{by} {f}: a cell of {n} published: {text}");
-                    assert_eq!(g["caseCount"], tg["caseCount"], "{by} {f}: {text}");
-                }
-                if n < t {
-                    assert_eq!(
-                        g["suppressed"],
-                        json!(true),
-                        "{by} {f}: a cell of {n} published: {text}"
-                    );
-                }
+        let (truth, _) = stats(&fx, &UN_ANALYST, by, Value::Null).await;
+        let (s, text) = stats(&fx, &UNRELATED_FRA, by, Value::Null).await;
+        let groups = s["groups"].as_array().expect("groups");
+        let true_groups = truth["groups"].as_array().expect("groups");
+        assert_eq!(groups.len(), true_groups.len(), "{by}: {text}");
+        let suppressed = groups.iter().filter(|g| g["suppressed"] == json!(true)).count();
+        suppressed_somewhere |= suppressed > 0;
+        assert_ne!(suppressed, 1, "{by}: a lone suppressed cell is recomputable from the total: {text}");
+        for (g, tg) in groups.iter().zip(true_groups) {
+            let n = tg["caseCount"].as_i64().expect("the analyst sees every count");
+            if g["suppressed"] == json!(true) {
+                assert!(g["caseCount"].is_null() && g["victimCount"].is_null(), "{by}: {text}");
+            } else {
+                assert!(n >= t, "{by}: a cell of {n} published: {text}");
+                assert_eq!(g["caseCount"], tg["caseCount"], "{by}: {text}");
             }
-            if suppressed == 1 {
-                assert!(
-                    s["totalCases"].is_null() && s["totalVictims"].is_null(),
-                    "{by} {f}: one suppressed cell and a total recompute it: {text}"
-                );
+            if n < t {
+                assert_eq!(g["suppressed"], json!(true), "{by}: a cell of {n} published: {text}");
             }
-            if !s["totalCases"].is_null() {
-                assert_eq!(s["totalCases"], truth["totalCases"], "{by} {f}: {text}");
-            }
-            assert_absent(&text, &planted(), "statistics");
         }
+        if !s["totalCases"].is_null() {
+            assert_eq!(s["totalCases"], truth["totalCases"], "{by}: {text}");
+        }
+        assert_absent(&text, &planted(), "statistics");
     }
     assert!(suppressed_somewhere, "the battery exercised suppression");
 }
 
 #[tokio::test]
-#[ignore = "known leak (reported): a suppressed cell is the difference of two published answers"]
-async fn a_suppressed_cell_cannot_be_recomputed_from_two_published_answers() {
+async fn an_unrelated_state_cannot_filter_statistics_so_no_two_tables_can_be_subtracted() {
+    // Filtered tables could be subtracted from each other (or from the unfiltered ones) to
+    // recover a suppressed cell: a principal not concerned with every case gets no filter.
     let fx = plain().await;
     report_case(&fx.app, "MINUSMA", "NER", "2022-05-02").await;
-    let (by_host, text1) = stats(
-        &fx,
-        &UNRELATED_FRA,
-        "HOST_STATE",
+    let filters = [
         json!({ "missions": ["MINUSMA"] }),
-    )
-    .await;
-    let ner = by_host["groups"]
-        .as_array()
-        .expect("groups")
-        .iter()
-        .find(|g| g["key"] == json!("NER"))
-        .cloned();
-    assert_eq!(
-        ner.as_ref().map(|g| g["suppressed"].clone()),
-        Some(json!(true)),
-        "{text1}"
-    );
-    let (mli_only, text2) = stats(
-        &fx,
-        &UNRELATED_FRA,
-        "MISSION",
         json!({ "missions": ["MINUSMA"], "hostStates": ["MLI"] }),
-    )
-    .await;
-    if let (Some(total), Some(mli)) = (
-        by_host["totalCases"].as_i64(),
-        mli_only["groups"][0]["caseCount"].as_i64(),
-    ) {
-        panic!(
-            "FRA recomputes the suppressed NER cell: {total} - {mli} = {}\n{text1}\n{text2}",
-            total - mli
-        );
+        json!({ "victimNationalities": ["TCD"] }),
+        json!({ "from": "2023-03-01", "to": "2023-03-31" }),
+    ];
+    for by in ["MISSION", "HOST_STATE"] {
+        for f in &filters {
+            let (status, text, body) = run(&fx.app, &UNRELATED_FRA, STATS, json!({ "by": by, "f": f })).await;
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"], "{by} {f}: {text}");
+            assert!(body["data"].is_null(), "no partial table: {text}");
+            let (truth, _) = stats(&fx, &UN_ANALYST, by, f.clone()).await;
+            assert!(truth["totalCases"].is_number(), "the UN analyst may filter: {truth}");
+        }
     }
 }
 

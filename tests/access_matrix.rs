@@ -333,11 +333,8 @@ impl Walk<'_> {
         let level = self.level(ty, field, &ctx);
         let rels = self.relationships(ty, &ctx);
         if !self.rules.grants(self.principal.who.roles, &rels, level) {
-            // async-graphql 7 leaves an errored field out of its object, and makes an object whose
-            // every selected field errored null: each query here selects one field, so the
-            // null lands on the enclosing record. Less is shown, nothing leaks;
-            // `a_denied_field_is_null_at_its_own_path_and_its_record_stays` pins the design.
-            let nulled = path.clone();
+            // The denied field itself resolves to null; its record stays.
+            let nulled = here.clone();
             out.push(Expect::Denied { path: here, nulled });
             return;
         }
@@ -637,11 +634,8 @@ fn the_test_reads_the_same_levels_as_the_gate() {
 }
 
 #[tokio::test]
-#[ignore = "known defect (reported): a denied field is left out of its object (or nulls it), not null at its path"]
 async fn a_denied_field_is_null_at_its_own_path_and_its_record_stays() {
-    // DESIGN.md: "a denied field resolves to null with one error at its path". async-graphql
-    // 7 (resolver_utils/container.rs) leaves an errored field out of its object instead, and
-    // makes an object all of whose selected fields errored null (even in a `[Victim!]!` list).
+    // DESIGN.md: "a denied field resolves to null with one error at its path".
     let fx = start(Setup::default()).await;
     let q = "query($id: ID!) { case(id: $id) { location { region coordinates { latitude } } victims { nationality name } } }";
     let (_, text, body) = run(&fx.app, &NATIONALITY_TCD, q, json!({ "id": fx.case_id })).await;

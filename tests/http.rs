@@ -493,7 +493,7 @@ impl Drop for Server {
 }
 
 /// Writes a copy of `config/casegraph.toml` with its store and dev key in a temporary folder,
-/// no bundled import (fast start), then `edit` applied.
+/// no bundled import (fast start), no demo connectors or simulators, then `edit` applied.
 fn write_config(dir: &Path, edit: impl FnOnce(&mut toml_edit::DocumentMut)) -> PathBuf {
     let demo = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -505,6 +505,9 @@ fn write_config(dir: &Path, edit: impl FnOnce(&mut toml_edit::DocumentMut)) -> P
     doc["store"]["import_bundled_data_when_empty"] = toml_edit::value(false);
     doc["auth"]["dev_issuer"]["key_file"] =
         toml_edit::value(dir.join("dev-key.pem").display().to_string());
+    // The demo's simulators listen on fixed ports, which tests running in parallel would share.
+    doc["simulators"]["enabled"] = toml_edit::value(false);
+    doc["connectors"]["dir"] = toml_edit::value("");
     edit(&mut doc);
     let path = dir.join("casegraph.toml");
     std::fs::write(&path, doc.to_string()).expect("write the config");

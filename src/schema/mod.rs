@@ -74,7 +74,7 @@ pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, o
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
-        .extension(AliasLimit(options.limits.max_aliases))
+        .extension(AliasLimit(options.limits.max_aliases, !options.introspection))
         .extension(audit::OperationName);
     if !options.introspection {
         // Without introspection, "did you mean" suggestions would leak the schema too.
@@ -181,15 +181,17 @@ fn schema_services(schema: &CaseGraphSchema) -> &Services {
 
 /// Refuses operations with more aliases than allowed (alias floods multiply resolver work).
 /// Runs on the document async-graphql has already parsed, so nothing is parsed twice.
-struct AliasLimit(usize);
+/// Also refuses `_service` (the federation SDL) when introspection is off: it is the whole
+/// schema by another name.
+struct AliasLimit(usize, bool);
 
 impl async_graphql::extensions::ExtensionFactory for AliasLimit {
     fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
-        Arc::new(AliasLimitExtension(self.0))
+        Arc::new(AliasLimitExtension(self.0, self.1))
     }
 }
 
-struct AliasLimitExtension(usize);
+struct AliasLimitExtension(usize, bool);
 
 #[async_trait::async_trait]
 impl async_graphql::extensions::Extension for AliasLimitExtension {
@@ -201,6 +203,13 @@ impl async_graphql::extensions::Extension for AliasLimitExtension {
         next: async_graphql::extensions::NextParseQuery<'_>,
     ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
+        if self.1 && selects_service_sdl(&doc) {
+            let mut err = async_graphql::ServerError::new("introspection is disabled on this server", None);
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", ErrorCode::GraphqlValidationFailed.as_str());
+            err.extensions = Some(ext);
+            return Err(err);
+        }
         let count = count_aliases(&doc);
         if count > self.0 {
             let mut err = async_graphql::ServerError::new(
@@ -214,6 +223,22 @@ impl async_graphql::extensions::Extension for AliasLimitExtension {
         }
         Ok(doc)
     }
+}
+
+fn selects_service_sdl(doc: &async_graphql::parser::types::ExecutableDocument) -> bool {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn walk(set: &SelectionSet, doc: &async_graphql::parser::types::ExecutableDocument, depth: usize) -> bool {
+        depth < 8
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(f) => f.node.name.node == "_service",
+                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, doc, depth + 1),
+                Selection::FragmentSpread(s) => doc
+                    .fragments
+                    .get(&s.node.fragment_name.node)
+                    .is_some_and(|f| walk(&f.node.selection_set.node, doc, depth + 1)),
+            })
+    }
+    doc.operations.iter().any(|(_, op)| walk(&op.node.selection_set.node, doc, 0))
 }
 
 fn count_aliases(doc: &async_graphql::parser::types::ExecutableDocument) -> usize {
@@ -254,6 +279,24 @@ fn path_of(ctx: &Context<'_>) -> String {
 /// Asks the access gate whether the caller may read `type_name.field` of `subject`.
 pub(crate) fn gate(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>) -> async_graphql::Result<()> {
     gate_at(ctx, type_name, field, subject, None)
+}
+
+/// For nullable fields: `false` (with one FORBIDDEN_FIELD error at this field's path added to
+/// the response) when the caller may not read it, so that the field resolves to null and the
+/// rest of its object stays.
+pub(crate) fn allow(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>) -> bool {
+    allow_at(ctx, type_name, field, subject, None)
+}
+
+/// [`allow`] with a floor (a source's marking).
+pub(crate) fn allow_at(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>, floor: Option<Level>) -> bool {
+    match gate_at(ctx, type_name, field, subject, floor) {
+        Ok(()) => true,
+        Err(e) => {
+            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
+            false
+        }
+    }
 }
 
 /// Like [`gate`], with a floor below which the level may not fall (a source's marking).

@@ -267,65 +267,85 @@ impl NationalProceedings {
     }
     /// The national reference of the case file.
     async fn national_reference(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "NationalProceedings", "nationalReference", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "nationalReference", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.served.proceedings.national_reference.as_deref())
     }
     /// The authority in charge.
     async fn authority(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "NationalProceedings", "authority", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "authority", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.served.proceedings.authority.as_deref())
     }
     /// Current stage, canonical. Null with `CONNECTOR_UNMAPPED_VALUE` when the national label
     /// has no mapping (see `nationalStage`).
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        gate_at(ctx, "NationalProceedings", "stage", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "stage", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         self.served.proceedings.stage.as_ref().map(|s| unmapped(&self.handle.id, "stage", s)).transpose()
     }
     /// Current stage, as the national system words it.
     async fn national_stage(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "NationalProceedings", "nationalStage", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "nationalStage", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.served.proceedings.national_stage.as_deref())
     }
     /// Dated stages, oldest first.
-    async fn stage_history(&self, ctx: &Context<'_>) -> Result<Vec<StageEntry>> {
-        gate_at(ctx, "NationalProceedings", "stageHistory", Subject::Case(&self.facts), self.floor)?;
-        Ok(self
+    async fn stage_history(&self, ctx: &Context<'_>) -> Result<Option<Vec<StageEntry>>> {
+        if !super::allow_at(ctx, "NationalProceedings", "stageHistory", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
+        Ok(Some(self
             .served
             .proceedings
             .stage_history
             .iter()
             .map(|e| StageEntry { entry: e.clone(), connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor })
-            .collect())
+            .collect()))
     }
     /// The court seized.
     async fn court(&self, ctx: &Context<'_>) -> Result<Option<Court>> {
-        gate_at(ctx, "NationalProceedings", "court", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "court", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.served.proceedings.court.clone().map(|c| Court { court: c, connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor }))
     }
     /// Charges, as worded nationally.
-    async fn charges(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        gate_at(ctx, "NationalProceedings", "charges", Subject::Case(&self.facts), self.floor)?;
-        Ok(self.served.proceedings.charges.clone())
+    async fn charges(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
+        if !super::allow_at(ctx, "NationalProceedings", "charges", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
+        Ok(Some(self.served.proceedings.charges.clone()))
     }
     /// Defendants.
-    async fn defendants(&self, ctx: &Context<'_>) -> Result<Vec<Defendant>> {
-        gate_at(ctx, "NationalProceedings", "defendants", Subject::Case(&self.facts), self.floor)?;
-        Ok(self
+    async fn defendants(&self, ctx: &Context<'_>) -> Result<Option<Vec<Defendant>>> {
+        if !super::allow_at(ctx, "NationalProceedings", "defendants", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
+        Ok(Some(self
             .served
             .proceedings
             .defendants
             .iter()
             .map(|d| Defendant { defendant: d.clone(), connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor })
-            .collect())
+            .collect()))
     }
     /// Next hearing.
     async fn next_hearing(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate_at(ctx, "NationalProceedings", "nextHearing", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "nextHearing", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.served.proceedings.next_hearing.map(Date))
     }
     /// When the national system last changed the record.
     async fn source_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
-        gate_at(ctx, "NationalProceedings", "sourceUpdatedAt", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "NationalProceedings", "sourceUpdatedAt", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.served.proceedings.source_updated_at.map(DateTime))
     }
     /// The source marks this record SEALED: it exists, and nothing of it leaves the host-state
@@ -366,7 +386,9 @@ pub struct StageEntry {
 impl StageEntry {
     /// Canonical stage (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        gate_at(ctx, "StageEntry", "stage", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "StageEntry", "stage", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         unmapped(&self.connector, "stage", &self.entry.stage).map(Some)
     }
     /// The national label.
@@ -376,7 +398,9 @@ impl StageEntry {
     }
     /// When it was reached.
     async fn date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate_at(ctx, "StageEntry", "date", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "StageEntry", "date", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.entry.date.map(Date))
     }
 }
@@ -393,13 +417,17 @@ pub struct Court {
 impl Court {
     /// Name.
     async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "Court", "name", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Court", "name", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.court.name.as_deref())
     }
     /// Kind of court (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     #[graphql(name = "type")]
     async fn court_type(&self, ctx: &Context<'_>) -> Result<Option<CourtType>> {
-        gate_at(ctx, "Court", "type", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Court", "type", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         self.court.court_type.as_ref().map(|t| unmapped(&self.connector, "court type", t)).transpose()
     }
 }
@@ -427,32 +455,45 @@ impl Defendant {
             (true, Some(l)) => l,
             _ => access.policy().field_level("Defendant.name"),
         };
-        super::gate_level(ctx, "Defendant.name", level.max(self.floor.unwrap_or(Level::Public)), Subject::Case(&self.facts))?;
+        if let Err(e) = super::gate_level(ctx, "Defendant.name", level.max(self.floor.unwrap_or(Level::Public)), Subject::Case(&self.facts)) {
+            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
+            return Ok(None);
+        }
         Ok(self.defendant.name.as_deref())
     }
     /// Canonical status (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     async fn status(&self, ctx: &Context<'_>) -> Result<Option<DefendantStatus>> {
-        gate_at(ctx, "Defendant", "status", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Defendant", "status", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         self.defendant.status.as_ref().map(|s| unmapped(&self.connector, "defendant status", s)).transpose()
     }
     /// The national status label.
     async fn national_status(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "Defendant", "nationalStatus", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Defendant", "nationalStatus", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.defendant.national_status.as_deref())
     }
     /// Tried in absentia.
     async fn in_absentia(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        gate_at(ctx, "Defendant", "inAbsentia", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Defendant", "inAbsentia", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.defendant.in_absentia)
     }
     /// Verdict.
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "Defendant", "verdict", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Defendant", "verdict", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.defendant.verdict.as_deref())
     }
     /// Sentence.
     async fn sentence(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate_at(ctx, "Defendant", "sentence", Subject::Case(&self.facts), self.floor)?;
+        if !super::allow_at(ctx, "Defendant", "sentence", Subject::Case(&self.facts), self.floor) {
+            return Ok(None);
+        }
         Ok(self.defendant.sentence.as_deref())
     }
 }

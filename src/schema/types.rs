@@ -69,12 +69,16 @@ impl Mission {
     }
     /// Start date, when known.
     async fn start_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "Mission", "startDate", Subject::General)?;
+        if !super::allow(ctx, "Mission", "startDate", Subject::General) {
+            return Ok(None);
+        }
         Ok(self.0.start_date.map(Date))
     }
     /// End date, when closed and known.
     async fn end_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "Mission", "endDate", Subject::General)?;
+        if !super::allow(ctx, "Mission", "endDate", Subject::General) {
+            return Ok(None);
+        }
         Ok(self.0.end_date.map(Date))
     }
     /// Territories where the mission operated (ISO 3166-1 alpha-3), main one first. This
@@ -85,7 +89,9 @@ impl Mission {
     }
     /// Headquarters location.
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<MissionLocation>> {
-        gate(ctx, "Mission", "location", Subject::General)?;
+        if !super::allow(ctx, "Mission", "location", Subject::General) {
+            return Ok(None);
+        }
         let m = &self.0;
         Ok((m.location_name.is_some() || m.latitude.is_some()).then(|| MissionLocation {
             name: m.location_name.clone(),
@@ -95,7 +101,9 @@ impl Mission {
     }
     /// Focal point, when designated.
     async fn focal_point(&self, ctx: &Context<'_>) -> Result<Option<FocalPoint>> {
-        gate(ctx, "Mission", "focalPoint", Subject::General)?;
+        if !super::allow(ctx, "Mission", "focalPoint", Subject::General) {
+            return Ok(None);
+        }
         Ok(self.0.focal_point.as_ref().map(|f| FocalPoint { name: f.name.clone(), email: f.email.clone() }))
     }
 }
@@ -125,17 +133,23 @@ pub struct CaseLocation {
 impl CaseLocation {
     /// First-level administrative region.
     async fn region(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "CaseLocation", "region", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "CaseLocation", "region", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.region.as_deref())
     }
     /// Town or village.
     async fn locality(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "CaseLocation", "locality", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "CaseLocation", "locality", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.locality.as_deref())
     }
     /// Exact position, when recorded (restricted).
     async fn coordinates(&self, ctx: &Context<'_>) -> Result<Option<Coordinates>> {
-        gate(ctx, "CaseLocation", "coordinates", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "CaseLocation", "coordinates", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.coordinates.map(|(latitude, longitude)| Coordinates { latitude, longitude, facts: Arc::clone(&self.facts) }))
     }
 }
@@ -183,13 +197,17 @@ impl Case {
     }
     /// The mission (or UN entity) the victims served with.
     async fn mission(&self, ctx: &Context<'_>) -> Result<Option<Mission>> {
-        gate(ctx, "Case", "mission", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Case", "mission", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let m = fetch(loader(ctx), &prefetched(ctx).missions, MissionKey(self.record.mission_code.clone())).await.map_err(load_err)?;
         Ok(m.map(Mission))
     }
     /// Host state where the incident took place (ISO alpha-3), when known.
     async fn host_state(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Case", "hostState", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Case", "hostState", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.record.host_state.as_deref())
     }
     /// Date of the incident.
@@ -199,7 +217,9 @@ impl Case {
     }
     /// Date the UN recorded it, when known.
     async fn reported_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "Case", "reportedDate", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Case", "reportedDate", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.record.reported_date.map(Date))
     }
     /// Acts committed.
@@ -209,7 +229,9 @@ impl Case {
     }
     /// Where it happened.
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<CaseLocation>> {
-        gate(ctx, "Case", "location", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Case", "location", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let c = &self.record;
         let coordinates = c.latitude.zip(c.longitude);
         Ok((c.region.is_some() || c.locality.is_some() || coordinates.is_some()).then(|| CaseLocation {
@@ -221,12 +243,16 @@ impl Case {
     }
     /// Narrative summary.
     async fn summary(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Case", "summary", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Case", "summary", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.record.summary.as_deref())
     }
     /// Alleged perpetrator groups.
     async fn perpetrator_groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
-        gate(ctx, "Case", "perpetratorGroups", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Case", "perpetratorGroups", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(Some(self.record.perpetrator_groups.clone()))
     }
     /// Number of victims recorded.
@@ -235,22 +261,28 @@ impl Case {
         Ok(int(self.record.victim_count))
     }
     /// Victims.
-    async fn victims(&self, ctx: &Context<'_>) -> Result<Vec<Victim>> {
-        gate(ctx, "Case", "victims", Subject::Case(&self.facts))?;
+    async fn victims(&self, ctx: &Context<'_>) -> Result<Option<Vec<Victim>>> {
+        if !super::allow(ctx, "Case", "victims", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let v = fetch(loader(ctx), &prefetched(ctx).victims, VictimsOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(|v| Victim { record: v, facts: Arc::clone(&self.facts) }).collect())
+        Ok(Some(v.unwrap_or_default().into_iter().map(|v| Victim { record: v, facts: Arc::clone(&self.facts) }).collect()))
     }
     /// Measures the UN took to follow up (res. 2589 §4(b)).
-    async fn follow_up_actions(&self, ctx: &Context<'_>) -> Result<Vec<FollowUpAction>> {
-        gate(ctx, "Case", "followUpActions", Subject::Case(&self.facts))?;
+    async fn follow_up_actions(&self, ctx: &Context<'_>) -> Result<Option<Vec<FollowUpAction>>> {
+        if !super::allow(ctx, "Case", "followUpActions", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let v = fetch(loader(ctx), &prefetched(ctx).follow_ups, FollowUpsOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(|r| FollowUpAction { record: r, facts: Arc::clone(&self.facts) }).collect())
+        Ok(Some(v.unwrap_or_default().into_iter().map(|r| FollowUpAction { record: r, facts: Arc::clone(&self.facts) }).collect()))
     }
     /// National case-file references the UN recorded.
-    async fn national_references(&self, ctx: &Context<'_>) -> Result<Vec<NationalReference>> {
-        gate(ctx, "Case", "nationalReferences", Subject::Case(&self.facts))?;
+    async fn national_references(&self, ctx: &Context<'_>) -> Result<Option<Vec<NationalReference>>> {
+        if !super::allow(ctx, "Case", "nationalReferences", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let v = fetch(loader(ctx), &prefetched(ctx).references, ReferencesOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(|r| NationalReference { record: r, facts: Arc::clone(&self.facts) }).collect())
+        Ok(Some(v.unwrap_or_default().into_iter().map(|r| NationalReference { record: r, facts: Arc::clone(&self.facts) }).collect()))
     }
     /// National proceedings, one entry per host-state system that knows the case, joined live
     /// (or from the connector's cache; see `freshness`). A system that fails gives `null` in
@@ -264,22 +296,26 @@ impl Case {
     }
     /// Information Member States submitted on this case (res. 2589 §6): accepted submissions,
     /// and your own organisation's; UN case officers see all, to review them.
-    async fn submissions(&self, ctx: &Context<'_>) -> Result<Vec<Submission>> {
-        gate(ctx, "Case", "submissions", Subject::Case(&self.facts))?;
+    async fn submissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<Submission>>> {
+        if !super::allow(ctx, "Case", "submissions", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let rows = loader(ctx).load_one(super::loaders::SubmissionsOf(self.record.id.clone())).await.map_err(load_err)?;
         let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
-        Ok(rows
+        Ok(Some(rows
             .unwrap_or_default()
             .into_iter()
             .filter(|r| access.may_see_submission(principal, &r.organisation, r.status == crate::store::SubmissionStatus::Accepted))
             .map(|r| Submission { record: r, facts: Arc::clone(&self.facts) })
-            .collect())
+            .collect()))
     }
     /// Capacity-building assistance linked to this case (res. 2589 §5).
-    async fn capacity_building_assistance(&self, ctx: &Context<'_>) -> Result<Vec<CapacityBuildingAssistance>> {
-        gate(ctx, "Case", "capacityBuildingAssistance", Subject::Case(&self.facts))?;
+    async fn capacity_building_assistance(&self, ctx: &Context<'_>) -> Result<Option<Vec<CapacityBuildingAssistance>>> {
+        if !super::allow(ctx, "Case", "capacityBuildingAssistance", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         let v = fetch(loader(ctx), &prefetched(ctx).assistance, AssistanceOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(v.unwrap_or_default().into_iter().map(CapacityBuildingAssistance).collect())
+        Ok(Some(v.unwrap_or_default().into_iter().map(CapacityBuildingAssistance).collect()))
     }
     /// Version for optimistic concurrency: pass it as `expectedVersion` when changing the case.
     async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -329,12 +365,16 @@ impl Victim {
     }
     /// Troop- or police-contributing country (uniformed personnel).
     async fn contributing_country(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "contributingCountry", self.subject())?;
+        if !super::allow(ctx, "Victim", "contributingCountry", self.subject()) {
+            return Ok(None);
+        }
         Ok(self.record.contributing_country.as_deref())
     }
     /// Nationality, when known.
     async fn nationality(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "nationality", self.subject())?;
+        if !super::allow(ctx, "Victim", "nationality", self.subject()) {
+            return Ok(None);
+        }
         Ok(self.record.nationality.as_deref())
     }
     /// Harm suffered.
@@ -344,17 +384,23 @@ impl Victim {
     }
     /// Gender, when recorded.
     async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
-        gate(ctx, "Victim", "gender", self.subject())?;
+        if !super::allow(ctx, "Victim", "gender", self.subject()) {
+            return Ok(None);
+        }
         Ok(self.record.gender)
     }
     /// Name (sensitive).
     async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "name", self.subject())?;
+        if !super::allow(ctx, "Victim", "name", self.subject()) {
+            return Ok(None);
+        }
         Ok(self.record.name.as_deref())
     }
     /// Service number (sensitive).
     async fn service_number(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Victim", "serviceNumber", self.subject())?;
+        if !super::allow(ctx, "Victim", "serviceNumber", self.subject()) {
+            return Ok(None);
+        }
         Ok(self.record.service_number.as_deref())
     }
 }
@@ -461,31 +507,39 @@ impl CapacityBuildingAssistance {
     }
     /// Start of the period.
     async fn period_start(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "CapacityBuildingAssistance", "periodStart", Subject::HostState(&self.0.host_state))?;
+        if !super::allow(ctx, "CapacityBuildingAssistance", "periodStart", Subject::HostState(&self.0.host_state)) {
+            return Ok(None);
+        }
         Ok(self.0.period_start.map(Date))
     }
     /// End of the period.
     async fn period_end(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        gate(ctx, "CapacityBuildingAssistance", "periodEnd", Subject::HostState(&self.0.host_state))?;
+        if !super::allow(ctx, "CapacityBuildingAssistance", "periodEnd", Subject::HostState(&self.0.host_state)) {
+            return Ok(None);
+        }
         Ok(self.0.period_end.map(Date))
     }
     /// Description.
     async fn description(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "CapacityBuildingAssistance", "description", Subject::HostState(&self.0.host_state))?;
+        if !super::allow(ctx, "CapacityBuildingAssistance", "description", Subject::HostState(&self.0.host_state)) {
+            return Ok(None);
+        }
         Ok(self.0.description.as_deref())
     }
     /// Cases it relates to.
-    async fn cases(&self, ctx: &Context<'_>) -> Result<Vec<Case>> {
-        gate(ctx, "CapacityBuildingAssistance", "cases", Subject::HostState(&self.0.host_state))?;
+    async fn cases(&self, ctx: &Context<'_>) -> Result<Option<Vec<Case>>> {
+        if !super::allow(ctx, "CapacityBuildingAssistance", "cases", Subject::HostState(&self.0.host_state)) {
+            return Ok(None);
+        }
         let keys: Vec<CaseKey> = self.0.case_ids.iter().cloned().map(CaseKey).collect();
         let found = loader(ctx).load_many(keys.clone()).await.map_err(load_err)?;
         let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
-        Ok(keys
+        Ok(Some(keys
             .iter()
             .filter_map(|k| found.get(k).cloned())
             .map(Case::from)
             .filter(|c| access.case_visible(principal, &c.facts))
-            .collect())
+            .collect()))
     }
     /// Version.
     async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -755,12 +809,16 @@ impl Submission {
     }
     /// When it was reviewed.
     async fn reviewed_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
-        gate(ctx, "Submission", "reviewedAt", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Submission", "reviewedAt", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.record.reviewed_at.map(DateTime))
     }
     /// The reviewer's note.
     async fn review_note(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        gate(ctx, "Submission", "reviewNote", Subject::Case(&self.facts))?;
+        if !super::allow(ctx, "Submission", "reviewNote", Subject::Case(&self.facts)) {
+            return Ok(None);
+        }
         Ok(self.record.review_note.as_deref())
     }
 }

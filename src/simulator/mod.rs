@@ -38,7 +38,7 @@ const COD_EMBEDDED: &str = include_str!("../../connectors/fixtures/cod/dossiers.
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
     /// The listen address could not be bound (in use, or not an address of this machine).
-    #[error("the {service} simulator cannot listen on {addr}: {source} (change [simulators] {key} or stop what uses the port)")]
+    #[error("the demo's {service} simulator cannot listen on {addr}: {cause} (change [simulators] {key} or stop what uses the port)")]
     Bind {
         /// Which simulator.
         service: &'static str,
@@ -46,11 +46,11 @@ pub enum SimulatorError {
         key: &'static str,
         /// The address.
         addr: String,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (kept out of `source()`: the message already says it).
+        cause: std::io::Error,
     },
     /// A fixture file is unreadable or not the expected JSON.
-    #[error("the {service} simulator cannot use its fixtures {path}: {message}")]
+    #[error("the demo's {service} simulator cannot use its fixtures {path}: {message}")]
     Fixtures {
         /// Which simulator.
         service: &'static str,
@@ -192,11 +192,11 @@ async fn bind(
 ) -> Result<tokio::net::TcpListener, SimulatorError> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| SimulatorError::Bind {
+        .map_err(|cause| SimulatorError::Bind {
             service,
             key,
             addr: addr.to_string(),
-            source,
+            cause,
         })
 }
 
@@ -206,11 +206,11 @@ fn local_addr(
     key: &'static str,
     addr: &str,
 ) -> Result<SocketAddr, SimulatorError> {
-    l.local_addr().map_err(|source| SimulatorError::Bind {
+    l.local_addr().map_err(|cause| SimulatorError::Bind {
         service,
         key,
         addr: addr.to_string(),
-        source,
+        cause,
     })
 }
 

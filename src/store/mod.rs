@@ -90,7 +90,8 @@ pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
     /// Checks the store answers (readiness probe).
     async fn ping(&self) -> StoreResult<()>;
-    /// Statements executed since start (for tests and `/metrics`).
+    /// Statements executed since start (for tests and `/metrics`). The audit log's are not
+    /// counted: its writer runs in the background, in batches, outside any request's cost.
     fn query_count(&self) -> u64;
 
     /// Missions, optionally filtered.

@@ -427,6 +427,11 @@ impl SqlStore {
 
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Any>> {
         self.counted();
+        self.begin_uncounted().await
+    }
+
+    /// Opens a write transaction without counting it (the audit writer's statements).
+    async fn begin_uncounted(&self) -> StoreResult<Transaction<'static, Any>> {
         let stmt = match self.dialect {
             Dialect::Sqlite => sqlite::BEGIN_WRITE,
             Dialect::Postgres => postgres::BEGIN_WRITE,
@@ -1072,8 +1077,7 @@ impl Store for SqlStore {
 
     async fn append_audit(&self, entries: &[ChainedAuditEntry]) -> StoreResult<()> {
         let Some(first) = entries.first() else { return Ok(()) };
-        let mut tx = self.begin_write().await?;
-        self.counted();
+        let mut tx = self.begin_uncounted().await?;
         let tail = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").query().fetch_optional(&mut *tx).await?;
         let (found, hash) = match &tail {
             Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?),
@@ -1093,20 +1097,18 @@ impl Store for SqlStore {
                 sql.push(", ").bind(e.case_id.clone()).push(", ").bind(fields).push(", ").bind(&e.decision);
                 sql.push(", ").bind(&e.prev_hash).push(", ").bind(&e.hash).push(")");
             }
-            self.counted();
             if let Err(e) = sql.query().execute(&mut *tx).await {
                 // A concurrent writer (another replica) took these seqs first.
                 return Err(if is_unique_violation(&e) { StoreError::AuditTailMoved { found, first: first.seq } } else { e.into() });
             }
         }
-        self.counted();
         tx.commit().await?;
         Ok(())
     }
 
     async fn last_audit_entry(&self) -> StoreResult<Option<ChainedAuditEntry>> {
         let sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"));
-        self.fetch_all(&sql).await?.first().map(audit_entry_from_row).transpose()
+        sql.query().fetch_all(&self.pool).await?.first().map(audit_entry_from_row).transpose()
     }
 
     async fn audit_entries(&self, filter: &AuditFilter, before_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>> {
@@ -1134,13 +1136,13 @@ impl Store for SqlStore {
             sql.push(" AND seq < ").bind(seq);
         }
         sql.push(" ORDER BY seq DESC LIMIT ").bind(i64::from(limit));
-        self.fetch_all(&sql).await?.iter().map(audit_entry_from_row).collect()
+        sql.query().fetch_all(&self.pool).await?.iter().map(audit_entry_from_row).collect()
     }
 
     async fn audit_chain(&self, after_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>> {
         let mut sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > "));
         sql.bind(after_seq.unwrap_or(0)).push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
-        self.fetch_all(&sql).await?.iter().map(audit_entry_from_row).collect()
+        sql.query().fetch_all(&self.pool).await?.iter().map(audit_entry_from_row).collect()
     }
 
     async fn insert_submission(&self, case_id: &str, organisation: &str, submitted_by: &str, content: &str) -> StoreResult<SubmissionRecord> {
