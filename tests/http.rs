@@ -554,6 +554,14 @@ fn start_server(edit: impl FnOnce(&mut toml_edit::DocumentMut)) -> Server {
                         .expect("an address after the banner")
                         .to_owned();
                 }
+                // With JSON logs the start is a log event carrying the address.
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if event["message"] == "CaseGraph is listening" {
+                        if let Some(addr) = event["address"].as_str() {
+                            break addr.to_owned();
+                        }
+                    }
+                }
             }
             Err(_) => {
                 let _ = child.kill();
