@@ -1189,6 +1189,7 @@ mod tests {
             charges: Some("/chefs".into()),
             defendants: Some(DefendantsMapping {
                 list: "/accuses".into(),
+                national_status: None,
                 name: Some("/nom".into()),
                 status: Some("/situation".into()),
                 in_absentia: Some("/par_defaut".into()),

@@ -32,6 +32,9 @@ pub struct DefendantsMapping {
     pub name: Option<String>,
     /// Pointer to the national status label (mapped with `defendant_statuses`).
     pub status: Option<String>,
+    /// Pointer to the national wording of the status, when sent apart from `status`.
+    #[serde(default)]
+    pub national_status: Option<String>,
     /// Pointer to a true/false "tried in absentia" flag ("par défaut", "contumace").
     pub in_absentia: Option<String>,
     /// Pointer to the verdict.
@@ -57,6 +60,10 @@ pub struct MappingConfig {
     pub authority: Option<String>,
     /// Pointer to the current national stage label (mapped with `stages`).
     pub stage: Option<String>,
+    /// Pointer to the national wording of the stage, for systems that send the canonical stage
+    /// in `stage` and their own wording separately (the connector protocol does). Default: the
+    /// label `stage` points at.
+    pub national_stage: Option<String>,
     /// The dated stage history.
     pub stage_history: Option<StageHistoryMapping>,
     /// Pointer to the court's name.
@@ -206,14 +213,20 @@ impl Mapping {
         };
         let national_reference = get("national_reference", &c.national_reference).and_then(text);
         let authority = get("authority", &c.authority).and_then(text);
-        let national_stage = get("stage", &c.stage).and_then(text);
+        let stage_label = get("stage", &c.stage).and_then(text);
+        let national_stage = c
+            .national_stage
+            .as_ref()
+            .and_then(|p| record.pointer(p))
+            .and_then(text)
+            .or_else(|| stage_label.clone());
         let court_name = get("court_name", &c.court_name).and_then(text);
         let court_label = get("court_type", &c.court_type).and_then(text);
         let charges_v = get("charges", &c.charges).cloned();
         let next_hearing = get("next_hearing", &c.next_hearing).and_then(text).and_then(|s| parse_date(&s));
         let updated_at = get("updated_at", &c.updated_at).and_then(text).and_then(|s| parse_time(&s));
         let marking = get("marking", &c.marking).and_then(text);
-        let stage = national_stage.as_deref().map(|l| self.stage(l));
+        let stage = stage_label.as_deref().map(|l| self.stage(l));
         if let Some(Mapped::Unmapped(l)) = &stage {
             report.unmapped.push(("stage".into(), l.clone()));
         }
@@ -265,8 +278,9 @@ impl Mapping {
                 Some(Value::Array(items)) => {
                     for item in items {
                         let at = |p: &Option<String>| p.as_ref().and_then(|p| item.pointer(p)).filter(|v| !v.is_null());
-                        let national_status = at(&d.status).and_then(text);
-                        let status = national_status.as_ref().map(|l| {
+                        let status_label = at(&d.status).and_then(text);
+                        let national_status = at(&d.national_status).and_then(text).or_else(|| status_label.clone());
+                        let status = status_label.as_ref().map(|l| {
                             self.defendants.get(&normalise_label(l)).map_or_else(
                                 || {
                                     report.unmapped.push(("defendants.status".into(), l.clone()));
@@ -410,6 +424,7 @@ mod tests {
             charges: Some("/chefs".into()),
             defendants: Some(DefendantsMapping {
                 list: "/accuses".into(),
+                national_status: None,
                 name: Some("/nom".into()),
                 status: Some("/situation".into()),
                 in_absentia: Some("/par_defaut".into()),
