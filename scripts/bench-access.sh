@@ -4,12 +4,18 @@
 #   scripts/bench-access.sh
 #
 # The cost of enforcement: requests/s and p50/p99 of a 100-case query with victims' names and
-# service numbers, as a UN analyst (everything granted) and as a Member-State analyst (MLI: its
-# cases only, other states' victims' names and service numbers and the summaries of cases it is
-# not a party to denied), next to the same query on a binary with the enforcement compiled out
-# (`--features bench-no-enforcement`, a benchmark-only cargo feature: never in the default
-# build, never a runtime switch). Auditing is ON in every measured gateway (`[access] audit =
-# true`, the default).
+# service numbers, as a UN analyst (everything granted) and as Member-State analysts (role
+# member-state-analyst; BENCH_MS_ORGS, default "MLI GBR"), next to the same query on a binary
+# with the enforcement compiled out (`--features bench-no-enforcement`, a benchmark-only cargo
+# feature: never in the default build, never a runtime switch). Auditing is ON in every
+# measured gateway (`[access] audit = true`, the default) unless a target says "noaudit".
+#
+# Under config/policy.toml a Member State sees the cases it is related to (host state, victims'
+# nationality or contributing country). MLI is the host state of every MINUSMA case, and
+# HOST_STATE grants CASE_PARTIES, so MLI is denied nothing on its 72 cases: it measures scoping
+# and per-field decisions without denials. GBR (a contributing state whose nationals died in
+# cases with victims of other states) is denied the `name` and `serviceNumber` of those other
+# victims: it measures enforcement with FORBIDDEN_FIELD errors (partial answers).
 #
 # 1. builds release twice and copies each binary to $TARGET_DIR/bench/:
 #      cargo build --release --features bench-no-enforcement --bin casegraph → casegraph-noenf
@@ -24,9 +30,10 @@
 # 4. checks each (principal, gateway) with 5 sequential requests: cases, FORBIDDEN_FIELD errors,
 #    audit rows written per request (rows counted in the store's audit_log with sqlite3/python3);
 # 5. runs examples/loadgen.rs at BENCH_CONCURRENCY connections, BENCH_ROUNDS interleaved rounds:
-#      un_enf un_noenf ms_enf ms_noenf [un_enf_noaudit ms_enf_noaudit]
-#    ms_enf alone may answer with errors, and only FORBIDDEN_FIELD ones
-#    (`--allow-error-code-for ms_enf FORBIDDEN_FIELD`); every other target must be error free;
+#      un_enf un_noenf <ms>_enf <ms>_noenf … [un_enf_noaudit <last ms>_enf_noaudit]
+#    the enforced Member-State targets alone may answer with errors, and only FORBIDDEN_FIELD
+#    ones (`--allow-error-code-for <ms>_enf FORBIDDEN_FIELD`); every other target must be error
+#    free;
 # 6. counts audit rows written during the load (right after it, and once the writer has caught
 #    up), per GraphQL request the gateway counted;
 # 7. prints a summary and appends it (date, git commit, nproc) to bench/RESULTS.md.
@@ -35,7 +42,7 @@
 # run on a shared machine; the load generator shares the cores with the gateways.
 #
 # Knobs (environment): BENCH_CONCURRENCY=32 BENCH_DURATION=10 BENCH_WARMUP=2 BENCH_ROUNDS=3
-# BENCH_MAX_REQUESTS=2000000 BENCH_AUDIT_OFF=1 BENCH_AUDIT_DRAIN_SECS=120
+# BENCH_MAX_REQUESTS=2000000 BENCH_MS_ORGS="MLI GBR" BENCH_AUDIT_OFF=1 BENCH_AUDIT_DRAIN_SECS=120
 # BENCH_RESULTS=bench/RESULTS.md BENCH_KEEP=1 BENCH_NO_BUILD=1 (use target/bench/casegraph-*).
 set -euo pipefail
 
@@ -54,6 +61,8 @@ AUDIT_OFF=${BENCH_AUDIT_OFF:-1}
 DRAIN_SECS=${BENCH_AUDIT_DRAIN_SECS:-120}
 RESULTS=${BENCH_RESULTS:-bench/RESULTS.md}
 CHECKS=5
+read -r -a MS_ORGS <<<"${BENCH_MS_ORGS:-MLI GBR}"
+[[ ${#MS_ORGS[@]} -ge 1 ]] || die "BENCH_MS_ORGS names no Member State"
 
 unset CASEGRAPH_STORE_URL RUST_LOG
 require_tools cargo jq curl awk sed cmp
@@ -124,8 +133,15 @@ for g in "${GWS[@]}"; do
 done
 echo "  $(cat "$WORK/enf/fatalities.out")" >&2
 
-UN_TOKEN=$("$ENF_BIN" dev-token --config "$WORK/enf/casegraph.toml" --org UN --role un-analyst --sub bench-un-analyst)
-MS_TOKEN=$("$ENF_BIN" dev-token --config "$WORK/enf/casegraph.toml" --org MLI --role member-state-analyst --sub bench-mli-analyst)
+declare -A TOKEN
+TOKEN[un]=$("$ENF_BIN" dev-token --config "$WORK/enf/casegraph.toml" --org UN --role un-analyst --sub bench-un-analyst)
+PRINCIPALS=(un)
+for org in "${MS_ORGS[@]}"; do
+    p=$(echo "$org" | tr '[:upper:]' '[:lower:]')
+    PRINCIPALS+=("$p")
+    TOKEN[$p]=$("$ENF_BIN" dev-token --config "$WORK/enf/casegraph.toml" --org "$org" --role member-state-analyst --sub "bench-$p-analyst")
+done
+LAST_MS=${PRINCIPALS[${#PRINCIPALS[@]} - 1]}
 
 log "Starting the release gateways (127.0.0.1)"
 for g in "${GWS[@]}"; do
@@ -141,10 +157,10 @@ echo "$QUERY" >"$Q"
 
 # ------------------------------------------------------------------------------------ checks
 log "Checking each principal on each gateway ($CHECKS sequential requests each)"
-declare -A CK_NODES CK_ERRS CK_CODES CK_ROWS CK_HOST
+declare -A CK_NODES CK_ERRS CK_CODES CK_ROWS CK_TOTAL CK_DENIED
 for g in "${GWS[@]}"; do
-    for p in un ms; do
-        tok=$([[ $p == un ]] && echo "$UN_TOKEN" || echo "$MS_TOKEN")
+    for p in "${PRINCIPALS[@]}"; do
+        tok=${TOKEN[$p]}
         before=$(count_audit "$WORK/$g")
         for i in $(seq 1 "$CHECKS"); do
             "$LOADGEN" check --token "$tok" --allow-error-code FORBIDDEN_FIELD "http://${GW_ADDR[$g]}/graphql" "$Q" >"$WORK/check_${p}_$g.json"
@@ -155,29 +171,36 @@ for g in "${GWS[@]}"; do
         CK_ERRS[$p,$g]=$(jq '.errors // [] | length' "$f")
         CK_CODES[$p,$g]=$(jq -r '[.errors // [] | .[].extensions.code] | unique | join(",")' "$f")
         CK_ROWS[$p,$g]=$(div $((after - before)) "$CHECKS" 1)
-        echo "  $p on $g: ${CK_NODES[$p,$g]} cases, ${CK_ERRS[$p,$g]} errors [${CK_CODES[$p,$g]}], $(jq '[.data.cases.nodes[].victims | length] | add' "$f") victims, audit rows/request ${CK_ROWS[$p,$g]}" >&2
+        CK_DENIED[$p,$g]=$(jq -r '[.errors // [] | .[].path | last] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' "$f")
+        CK_TOTAL[$p,$g]=$(curl -fsS --max-time 10 -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+            -d '{"query":"{ cases(first: 1) { totalCount } }"}' "http://${GW_ADDR[$g]}/graphql" | jq '.data.cases.totalCount')
+        echo "  $p on $g: ${CK_NODES[$p,$g]} cases on the page (totalCount ${CK_TOTAL[$p,$g]}), ${CK_ERRS[$p,$g]} errors [${CK_CODES[$p,$g]}: ${CK_DENIED[$p,$g]}], $(jq '[.data.cases.nodes[].victims | length] | add' "$f") victims, audit rows/request ${CK_ROWS[$p,$g]}" >&2
     done
 done
 # The principals must see what the policy says on the default binary, and the feature must
 # really remove the enforcement on the other.
 [[ "${CK_NODES[un,enf]}" == 100 && "${CK_ERRS[un,enf]}" == 0 ]] || die "the UN analyst should read 100 cases without errors"
-[[ "${CK_NODES[ms,enf]}" -gt 0 && "${CK_ERRS[ms,enf]}" -gt 0 && "${CK_CODES[ms,enf]}" == FORBIDDEN_FIELD ]] ||
-    die "the MLI analyst should get FORBIDDEN_FIELD errors on the default binary"
-[[ "${CK_ERRS[ms,noenf]}" == 0 && "${CK_ERRS[un,noenf]}" == 0 ]] || die "the no-enforcement binary still denies fields"
-MS_CASES_ENF=${CK_NODES[ms,enf]}
-MS_TOTAL_ENF=$(curl -fsS --max-time 10 -H "Authorization: Bearer $MS_TOKEN" -H 'Content-Type: application/json' \
-    -d '{"query":"{ cases(first: 1) { totalCount } }"}' "http://${GW_ADDR[enf]}/graphql" | jq '.data.cases.totalCount')
-MS_DENIED_PATHS=$(jq '[.errors[].path | map(tostring) | join(".")] | length' "$WORK/check_ms_enf.json")
-MS_DENIED_FIELDS=$(jq -r '[.errors[].path | last] | group_by(.) | map("\(.[0]) \(length)") | join(", ")' "$WORK/check_ms_enf.json")
+DENIALS=0
+for p in "${PRINCIPALS[@]}"; do
+    [[ $p == un ]] && continue
+    [[ "${CK_NODES[$p,enf]}" -gt 0 ]] || die "the $p analyst sees no case: not a meaningful benchmark"
+    [[ -z "${CK_CODES[$p,enf]}" || "${CK_CODES[$p,enf]}" == FORBIDDEN_FIELD ]] || die "the $p analyst got errors other than FORBIDDEN_FIELD"
+    [[ "${CK_ERRS[$p,enf]}" -gt 0 ]] && DENIALS=$((DENIALS + 1))
+done
+[[ $DENIALS -gt 0 ]] || die "no Member-State principal gets FORBIDDEN_FIELD errors on the default binary: the denied scenario is not exercised"
+for p in "${PRINCIPALS[@]}"; do
+    [[ "${CK_ERRS[$p,noenf]}" == 0 && "${CK_NODES[$p,noenf]}" == 100 ]] || die "the no-enforcement binary still restricts the $p analyst"
+done
 
 # -------------------------------------------------------------------------------------- load
-TARGETS=(un_enf un_noenf ms_enf ms_noenf)
-[[ "$AUDIT_OFF" == 1 ]] && TARGETS+=(un_enf_noaudit ms_enf_noaudit)
-ARGS=(--token "$UN_TOKEN" --allow-error-code-for ms_enf FORBIDDEN_FIELD)
+TARGETS=()
+for p in "${PRINCIPALS[@]}"; do TARGETS+=("${p}_enf" "${p}_noenf"); done
+[[ "$AUDIT_OFF" == 1 ]] && TARGETS+=(un_enf_noaudit "${LAST_MS}_enf_noaudit")
+ARGS=(--token "${TOKEN[un]}")
 for t in "${TARGETS[@]}"; do
     p=${t%%_*}
-    g=${t#*_}
-    [[ $p == ms ]] && ARGS+=(--token-for "$t" "$MS_TOKEN")
+    [[ $p != un ]] && ARGS+=(--token-for "$t" "${TOKEN[$p]}")
+    [[ $p != un && $t == *_enf* ]] && ARGS+=(--allow-error-code-for "$t" FORBIDDEN_FIELD)
 done
 for t in "${TARGETS[@]}"; do
     g=${t#*_}
@@ -211,9 +234,8 @@ round_ratio() {
         'map(select(.kind == "round")) | group_by(.round) | map((map(select(.target == $a))[0].rps) / (map(select(.target == $b))[0].rps)) | .[]' "$J" | median
 }
 TOTAL_ERRORS=$(jq -s 'map(select(.kind == "target") | .errors) | add' "$J")
-# Only ms_enf may carry (FORBIDDEN_FIELD) errors; every measured ms_enf answer should.
-STRAY_ALLOWED=$(jq -s 'map(select(.kind == "target" and .target != "ms_enf") | .allowed_error_responses) | add' "$J")
-MS_ENF_PARTIAL="$(tgt ms_enf .allowed_error_responses) of $(tgt ms_enf .requests)"
+# Only enforced Member-State targets may carry (FORBIDDEN_FIELD) errors.
+STRAY_ALLOWED=$(jq -s 'map(select(.kind == "target" and ((.target | startswith("un_")) or (.target | endswith("_noenf")))) | .allowed_error_responses) | add' "$J")
 if [[ "$TOTAL_ERRORS" == 0 && "$LOADGEN_RC" == 0 && "$STRAY_ALLOWED" == 0 ]]; then
     VALID="valid (0 errors)"
 else
@@ -247,26 +269,22 @@ gateway; gateways: release, no connectors, simulators off, log filter "warn" (no
 feature, enforcement compiled out). Load: $CONCURRENCY connections, $ROUNDS interleaved round(s) of ${WARMUP}s warm-up + ${DURATION}s per
 target, load generator on the same machine. Run: **$VALID**.
 
-Query: \`$QUERY\`. Principals: UN analyst (org UN, role un-analyst); Member-State analyst (org MLI, role
-member-state-analyst). Default binary: the UN analyst reads ${CK_NODES[un,enf]} cases with 0 errors; the MLI analyst sees its
-$MS_TOTAL_ENF related cases, ${MS_CASES_ENF} on the page, with ${CK_ERRS[ms,enf]} FORBIDDEN_FIELD errors per response ($MS_DENIED_FIELDS)
-— $MS_ENF_PARTIAL measured answers had them, the only tolerated errors. No-enforcement binary: both read ${CK_NODES[un,noenf]} / ${CK_NODES[ms,noenf]}
-cases of every state with 0 errors (the MLI page is then a different, unscoped set of cases).
+Query: \`$QUERY\`. Principals: UN analyst (org UN, role un-analyst, totalCount ${CK_TOTAL[un,enf]}); Member-State analysts
+(role member-state-analyst), default binary:
+$(for p in "${PRINCIPALS[@]}"; do [[ $p == un ]] && continue; echo "- org $(echo "$p" | tr '[:lower:]' '[:upper:]'): sees ${CK_TOTAL[$p,enf]} related cases, ${CK_NODES[$p,enf]} on the page; ${CK_ERRS[$p,enf]} FORBIDDEN_FIELD errors per response${CK_DENIED[$p,enf]:+ (${CK_DENIED[$p,enf]})}; under load $(tgt "${p}_enf" .allowed_error_responses) of $(tgt "${p}_enf" .requests) answers carried them (the only tolerated errors)"; done)
+- no-enforcement binary: every principal reads 100 cases of every state with 0 errors (a Member State's page is then a
+  different, unscoped set of cases, with $(jq '[.data.cases.nodes[].victims | length] | add' "$WORK/check_un_noenf.json") victims)
 
 | target | req/s (median of rounds) | req/s per round | p50 ms | p99 ms | requests | errors | bytes/resp |
 |---|---:|---|---:|---:|---:|---:|---:|
-$(row un_enf 'UN analyst, enforced')
-$(row un_noenf 'UN analyst, enforcement compiled out')
-$(row ms_enf 'MLI analyst, enforced (partial answers, FORBIDDEN_FIELD)')
-$(row ms_noenf 'MLI analyst, enforcement compiled out')
-$(if [[ "$AUDIT_OFF" == 1 ]]; then row un_enf_noaudit 'UN analyst, enforced, audit OFF'; row ms_enf_noaudit 'MLI analyst, enforced, audit OFF'; fi)
+$(for p in "${PRINCIPALS[@]}"; do P=$(echo "$p" | tr '[:lower:]' '[:upper:]'); row "${p}_enf" "$P analyst, enforced"; row "${p}_noenf" "$P analyst, enforcement compiled out"; done)
+$(if [[ "$AUDIT_OFF" == 1 ]]; then for p in un "$LAST_MS"; do row "${p}_enf_noaudit" "$(echo "$p" | tr '[:lower:]' '[:upper:]') analyst, enforced, audit OFF"; done; fi)
 
-$(ratio_line un_enf un_noenf 'UN analyst, enforced / unenforced')
-$(ratio_line ms_enf ms_noenf 'MLI analyst, enforced / unenforced')
-$(if [[ "$AUDIT_OFF" == 1 ]]; then ratio_line un_enf un_enf_noaudit 'UN analyst, audit on / off (both enforced)'; ratio_line ms_enf ms_enf_noaudit 'MLI analyst, audit on / off (both enforced)'; fi)
+$(for p in "${PRINCIPALS[@]}"; do ratio_line "${p}_enf" "${p}_noenf" "$(echo "$p" | tr '[:lower:]' '[:upper:]') analyst, enforced / unenforced"; done)
+$(if [[ "$AUDIT_OFF" == 1 ]]; then for p in un "$LAST_MS"; do ratio_line "${p}_enf" "${p}_enf_noaudit" "$(echo "$p" | tr '[:lower:]' '[:upper:]') analyst, audit on / off (both enforced)"; done; fi)
 
-Audit rows per request (sequential checks, $CHECKS requests each): UN analyst ${CK_ROWS[un,enf]} enforced / ${CK_ROWS[un,noenf]} unenforced;
-MLI analyst ${CK_ROWS[ms,enf]} enforced / ${CK_ROWS[ms,noenf]} unenforced$(if [[ "$AUDIT_OFF" == 1 ]]; then echo "; audit off: ${CK_ROWS[un,enf_noaudit]} / ${CK_ROWS[ms,enf_noaudit]}"; fi). During the load:
+Audit rows per request (sequential checks, $CHECKS requests each; enforced / unenforced):
+$(for p in "${PRINCIPALS[@]}"; do printf '%s %s / %s; ' "$(echo "$p" | tr '[:lower:]' '[:upper:]')" "${CK_ROWS[$p,enf]}" "${CK_ROWS[$p,noenf]}"; done)$(if [[ "$AUDIT_OFF" == 1 ]]; then echo "audit off: UN ${CK_ROWS[un,enf_noaudit]}, $(echo "$LAST_MS" | tr '[:lower:]' '[:upper:]') ${CK_ROWS[$LAST_MS,enf_noaudit]}."; fi) During the load:
 $(for g in "${GWS[@]}"; do audit_line "$g"; done)
 - p50/p99 are over all measured requests of all rounds
 EOF

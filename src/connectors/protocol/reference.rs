@@ -13,6 +13,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 
+/// How many received lookups the server remembers.
+pub const RECEIVED_KEPT: usize = 1000;
+
 /// Largest batch the reference server accepts.
 pub const MAX_BATCH: usize = 100;
 
@@ -56,7 +59,7 @@ impl ReferenceServer {
         Ok(Self::new(records, token))
     }
 
-    /// Every lookup received so far (what CaseGraph asked for).
+    /// The lookups received so far, the last `RECEIVED_KEPT` of them (what CaseGraph asked for).
     pub fn received(&self) -> Vec<LookupRequest> {
         self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
@@ -120,7 +123,15 @@ async fn lookup(State(s): State<ReferenceServer>, headers: HeaderMap, body: Resu
         "national_reference" => "national_reference",
         _ => return problem(StatusCode::BAD_REQUEST, "match_by must be un_reference or national_reference"),
     };
-    s.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(req.clone());
+    {
+        // Kept for tests and inspection: the last lookups only, so a long-running server
+        // does not grow without bound.
+        let mut received = s.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if received.len() >= RECEIVED_KEPT {
+            received.remove(0);
+        }
+        received.push(req.clone());
+    }
     let records: Vec<Value> = s
         .records
         .iter()
