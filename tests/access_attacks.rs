@@ -281,19 +281,34 @@ async fn statistics_suppress_small_cells_and_their_complements_for_an_unrelated_
         let groups = s["groups"].as_array().expect("groups");
         let true_groups = truth["groups"].as_array().expect("groups");
         assert_eq!(groups.len(), true_groups.len(), "{by}: {text}");
-        let suppressed = groups.iter().filter(|g| g["suppressed"] == json!(true)).count();
+        let suppressed = groups
+            .iter()
+            .filter(|g| g["suppressed"] == json!(true))
+            .count();
         suppressed_somewhere |= suppressed > 0;
-        assert_ne!(suppressed, 1, "{by}: a lone suppressed cell is recomputable from the total: {text}");
+        assert_ne!(
+            suppressed, 1,
+            "{by}: a lone suppressed cell is recomputable from the total: {text}"
+        );
         for (g, tg) in groups.iter().zip(true_groups) {
-            let n = tg["caseCount"].as_i64().expect("the analyst sees every count");
+            let n = tg["caseCount"]
+                .as_i64()
+                .expect("the analyst sees every count");
             if g["suppressed"] == json!(true) {
-                assert!(g["caseCount"].is_null() && g["victimCount"].is_null(), "{by}: {text}");
+                assert!(
+                    g["caseCount"].is_null() && g["victimCount"].is_null(),
+                    "{by}: {text}"
+                );
             } else {
                 assert!(n >= t, "{by}: a cell of {n} published: {text}");
                 assert_eq!(g["caseCount"], tg["caseCount"], "{by}: {text}");
             }
             if n < t {
-                assert_eq!(g["suppressed"], json!(true), "{by}: a cell of {n} published: {text}");
+                assert_eq!(
+                    g["suppressed"],
+                    json!(true),
+                    "{by}: a cell of {n} published: {text}"
+                );
             }
         }
         if !s["totalCases"].is_null() {
@@ -318,12 +333,20 @@ async fn an_unrelated_state_cannot_filter_statistics_so_no_two_tables_can_be_sub
     ];
     for by in ["MISSION", "HOST_STATE"] {
         for f in &filters {
-            let (status, text, body) = run(&fx.app, &UNRELATED_FRA, STATS, json!({ "by": by, "f": f })).await;
+            let (status, text, body) =
+                run(&fx.app, &UNRELATED_FRA, STATS, json!({ "by": by, "f": f })).await;
             assert_eq!(status, 200, "{text}");
-            assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"], "{by} {f}: {text}");
+            assert_eq!(
+                error_codes(&body),
+                vec!["FORBIDDEN_FIELD"],
+                "{by} {f}: {text}"
+            );
             assert!(body["data"].is_null(), "no partial table: {text}");
             let (truth, _) = stats(&fx, &UN_ANALYST, by, f.clone()).await;
-            assert!(truth["totalCases"].is_number(), "the UN analyst may filter: {truth}");
+            assert!(
+                truth["totalCases"].is_number(),
+                "the UN analyst may filter: {truth}"
+            );
         }
     }
 }
@@ -769,4 +792,70 @@ async fn an_unconvicted_defendants_name_is_restricted_and_a_convicted_ones_is_no
         text.contains(SUSPECT),
         "the mission's focal point reads it: {text}"
     );
+}
+
+/// A principal concerned by its role only: an auditor of a regional organisation reads
+/// CONCERNED data everywhere, CASE_PARTIES data nowhere.
+const EXTERNAL_AUDITOR: Who = Who {
+    label: "external auditor (EU)",
+    org: "EU",
+    roles: &["auditor"],
+    missions: &[],
+};
+
+#[tokio::test]
+async fn fields_a_principal_may_not_read_are_never_requested_from_the_host_state_system() {
+    let fx = start(Setup {
+        systems: vec![System {
+            id: "mli-open",
+            host_state: "MLI",
+            records: |key| vec![proceedings_record(key, "PUBLIC")],
+        }],
+        ..Setup::default()
+    })
+    .await;
+    let server = &fx.servers[0];
+    let q = "query($id: ID!) { case(id: $id) { nationalProceedings { stage charges defendants { name } } } }";
+    let vars = json!({ "id": fx.case_id });
+
+    // Concerned only: the stage is asked for, the charges and defendants are not.
+    let before = server.received().len();
+    let (_, text, body) = run(&fx.app, &EXTERNAL_AUDITOR, q, vars.clone()).await;
+    let asked: Vec<_> = server.received()[before..].to_vec();
+    assert_eq!(asked.len(), 1, "one lookup: {asked:?}");
+    assert_eq!(
+        asked[0].fields.as_deref(),
+        Some(&["stage".to_string()][..]),
+        "{asked:?}"
+    );
+    assert!(
+        body["data"]["case"]["nationalProceedings"][0]["stage"].is_string(),
+        "{text}"
+    );
+    assert_absent(&text, &[CHARGE, SUSPECT, CONVICT], EXTERNAL_AUDITOR.label);
+
+    // A principal the case is invisible to causes no lookup at all.
+    let before = server.received().len();
+    let (_, text, _) = run(&fx.app, &UNRELATED_FRA, q, vars.clone()).await;
+    assert_eq!(
+        server.received().len(),
+        before,
+        "nothing asked for FRA: {text}"
+    );
+
+    // The case officer's lookup asks for all three.
+    let before = server.received().len();
+    let (_, text, _) = run(&fx.app, &UN_OFFICER, q, vars).await;
+    let asked: Vec<_> = server.received()[before..].to_vec();
+    let fields = asked
+        .first()
+        .and_then(|a| a.fields.clone())
+        .unwrap_or_default();
+    for f in ["stage", "charges", "defendants"] {
+        assert!(
+            fields.iter().any(|x| x == f),
+            "{f} asked for the officer: {asked:?}"
+        );
+    }
+    assert!(text.contains(CHARGE), "{text}");
 }
