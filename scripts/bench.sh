@@ -88,6 +88,14 @@ make_config() {
         -e "s|^key_file = \"data/dev-issuer-key.pem\"|key_file = \"$WORK/dev-issuer-key.pem\"|" \
         -e "s|^import_bundled_data_when_empty = true|import_bundled_data_when_empty = false|" \
         config/casegraph.toml >"$dir/casegraph.toml"
+    # The case store alone: no host-state connectors, no demo simulators (their fixed ports would
+    # clash between the two gateways).
+    awk '
+        /^\[/ { cur = $0; sub(/^\[/, "", cur); sub(/\].*$/, "", cur) }
+        cur == "connectors" && /^dir[ \t]*=/ { print "dir = \"\""; next }
+        cur == "simulators" && /^enabled[ \t]*=/ { print "enabled = false"; next }
+        { print }
+    ' "$dir/casegraph.toml" >"$dir/casegraph.toml.tmp" && mv "$dir/casegraph.toml.tmp" "$dir/casegraph.toml"
     grep -q "^url = \"sqlite://$dir/casegraph.db\"" "$dir/casegraph.toml" &&
         grep -q "^key_file = \"$WORK/dev-issuer-key.pem\"" "$dir/casegraph.toml" &&
         grep -q '^import_bundled_data_when_empty = false' "$dir/casegraph.toml" ||
