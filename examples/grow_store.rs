@@ -30,19 +30,24 @@ fn mix(mut x: u64) -> u64 {
 }
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A date in the same year as `date`, chosen by `seed`, not after `today`.
 fn jitter(date: NaiveDate, seed: u64, today: NaiveDate) -> NaiveDate {
     let first = NaiveDate::from_ymd_opt(date.year(), 1, 1).expect("1 January exists");
-    let last = NaiveDate::from_ymd_opt(date.year(), 12, 31).expect("31 December exists").min(today.max(date));
+    let last = NaiveDate::from_ymd_opt(date.year(), 12, 31)
+        .expect("31 December exists")
+        .min(today.max(date));
     let span = u64::try_from((last - first).num_days()).unwrap_or(0) + 1;
     first + chrono::Days::new(mix(seed) % span)
 }
 
 fn country(code: Option<&str>) -> anyhow::Result<Option<CountryCode>> {
-    code.map(|c| CountryCode::parse(c).map_err(|e| anyhow::anyhow!("stored country `{c}`: {e}"))).transpose()
+    code.map(|c| CountryCode::parse(c).map_err(|e| anyhow::anyhow!("stored country `{c}`: {e}")))
+        .transpose()
 }
 
 fn new_victim(v: &VictimRecord) -> anyhow::Result<NewVictim> {
@@ -62,11 +67,19 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: grow_store STORE_URL FACTOR [--chunk N]";
     let (url, factor) = match args.as_slice() {
-        [url, factor, ..] => (url.clone(), factor.parse::<u32>().map_err(|_| anyhow::anyhow!("{usage}"))?),
+        [url, factor, ..] => (
+            url.clone(),
+            factor
+                .parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("{usage}"))?,
+        ),
         _ => anyhow::bail!("{usage}"),
     };
     let chunk = match args.iter().position(|a| a == "--chunk") {
-        Some(i) => args.get(i + 1).and_then(|v| v.parse::<usize>().ok()).ok_or_else(|| anyhow::anyhow!("{usage}"))?,
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| anyhow::anyhow!("{usage}"))?,
         None => 2000,
     };
     anyhow::ensure!(factor >= 1 && chunk >= 1, "{usage}");
@@ -81,15 +94,28 @@ async fn main() -> anyhow::Result<()> {
     let mut cases = Vec::new();
     let mut after: Option<CaseCursor> = None;
     loop {
-        let page = store.list_cases(&filter, order, after.as_ref(), 500).await?;
+        let page = store
+            .list_cases(&filter, order, after.as_ref(), 500)
+            .await?;
         let Some(last) = page.last() else { break };
         after = Some(CaseCursor::after(last, order));
-        cases.extend(page.into_iter().filter(|c| !c.source.starts_with("SYNTHETIC")));
+        cases.extend(
+            page.into_iter()
+                .filter(|c| !c.source.starts_with("SYNTHETIC")),
+        );
     }
-    anyhow::ensure!(!cases.is_empty(), "the store at {url} holds no case to copy; import the UN data first");
+    anyhow::ensure!(
+        !cases.is_empty(),
+        "the store at {url} holds no case to copy; import the UN data first"
+    );
 
     let mut victims: HashMap<String, Vec<VictimRecord>> = HashMap::new();
-    for ids in cases.iter().map(|c| c.id.clone()).collect::<Vec<_>>().chunks(500) {
+    for ids in cases
+        .iter()
+        .map(|c| c.id.clone())
+        .collect::<Vec<_>>()
+        .chunks(500)
+    {
         for v in store.victims_by_case_ids(ids).await? {
             victims.entry(v.case_id.clone()).or_default().push(v);
         }
@@ -111,8 +137,11 @@ async fn main() -> anyhow::Result<()> {
         for c in &cases {
             let import_key = format!("{source}:{}:{copy}", c.id);
             let date = jitter(c.incident_date, fnv1a(&import_key), today);
-            let reference =
-                format!("{}-{}-S{copy:03}", c.mission_code.replace(' ', "-").to_uppercase(), date.format("%Y%m%d"));
+            let reference = format!(
+                "{}-{}-S{copy:03}",
+                c.mission_code.replace(' ', "-").to_uppercase(),
+                date.format("%Y%m%d")
+            );
             let case_victims = victims
                 .get(&c.id)
                 .map(|vs| {

@@ -177,9 +177,24 @@ fn parse_args() -> Opts {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--token" => o.token = Some(args.next().unwrap_or_else(|| usage())),
-            "--concurrency" => o.concurrency = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            "--rounds" => o.rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            "--max-requests" => o.max_requests = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--concurrency" => {
+                o.concurrency = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--rounds" => {
+                o.rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--max-requests" => {
+                o.max_requests = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--warmup" => o.warmup = secs(args.next()),
             "--duration" => o.duration = secs(args.next()),
             "--timeout" => o.timeout = secs(args.next()),
@@ -191,18 +206,25 @@ fn parse_args() -> Opts {
                 allowed_codes.push(code);
             }
             "--allow-error-code-for" => {
-                let (Some(name), Some(code)) = (args.next(), args.next()) else { usage() };
+                let (Some(name), Some(code)) = (args.next(), args.next()) else {
+                    usage()
+                };
                 if code.is_empty() {
                     usage();
                 }
                 allowed_for.push((name, code));
             }
             "--token-for" => {
-                let (Some(name), Some(token)) = (args.next(), args.next()) else { usage() };
+                let (Some(name), Some(token)) = (args.next(), args.next()) else {
+                    usage()
+                };
                 token_for.push((name, token));
             }
             "--target" => {
-                let (Some(name), Some(url), Some(file)) = (args.next(), args.next(), args.next()) else { usage() };
+                let (Some(name), Some(url), Some(file)) = (args.next(), args.next(), args.next())
+                else {
+                    usage()
+                };
                 o.targets.push(Target {
                     name,
                     url: loopback_url(&url),
@@ -218,7 +240,9 @@ fn parse_args() -> Opts {
     }
     o.allowed_codes = Arc::new(allowed_codes);
     if o.check {
-        let [url, file] = positional.as_slice() else { usage() };
+        let [url, file] = positional.as_slice() else {
+            usage()
+        };
         o.targets.push(Target {
             name: "check".into(),
             url: loopback_url(url),
@@ -234,9 +258,19 @@ fn parse_args() -> Opts {
         }
     }
     for t in &mut o.targets {
-        t.token = token_for.iter().rev().find(|(n, _)| n == &t.name).map(|(_, v)| v.clone()).or_else(|| o.token.clone());
+        t.token = token_for
+            .iter()
+            .rev()
+            .find(|(n, _)| n == &t.name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| o.token.clone());
         let mut allowed = o.allowed_codes.as_ref().clone();
-        allowed.extend(allowed_for.iter().filter(|(n, _)| n == &t.name).map(|(_, c)| c.clone()));
+        allowed.extend(
+            allowed_for
+                .iter()
+                .filter(|(n, _)| n == &t.name)
+                .map(|(_, c)| c.clone()),
+        );
         t.allowed = Arc::new(allowed);
     }
     if o.targets.is_empty() || o.concurrency == 0 || o.rounds == 0 {
@@ -247,7 +281,11 @@ fn parse_args() -> Opts {
 
 /// Sends one request; `Ok((bytes, kind of answer, body if keep))` for a valid answer,
 /// `Err(description)` otherwise.
-async fn send(client: &reqwest::Client, target: &Target, keep: bool) -> Result<(u64, Answer, Option<String>), String> {
+async fn send(
+    client: &reqwest::Client,
+    target: &Target,
+    keep: bool,
+) -> Result<(u64, Answer, Option<String>), String> {
     let allowed = target.allowed.as_slice();
     let mut req = client
         .post(target.url.clone())
@@ -258,28 +296,50 @@ async fn send(client: &reqwest::Client, target: &Target, keep: bool) -> Result<(
     }
     let resp = req.send().await.map_err(|e| format!("transport: {e}"))?;
     let status = resp.status();
-    let body = resp.bytes().await.map_err(|e| format!("reading body: {e}"))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
     let n = body.len() as u64;
     if status != reqwest::StatusCode::OK {
-        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])));
+        return Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        ));
     }
     let kept = || keep.then(|| String::from_utf8_lossy(&body).into_owned());
-    let graphql_errors = || format!("GraphQL errors: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+    let graphql_errors = || {
+        format!(
+            "GraphQL errors: {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        )
+    };
     if allowed.is_empty() {
         return match serde_json::from_slice::<GraphqlResponse>(&body) {
-            Ok(GraphqlResponse { errors: None, data: Some(_) }) => Ok((n, Answer::Clean, kept())),
+            Ok(GraphqlResponse {
+                errors: None,
+                data: Some(_),
+            }) => Ok((n, Answer::Clean, kept())),
             Ok(_) => Err(graphql_errors()),
             Err(e) => Err(format!("body is not JSON ({e})")),
         };
     }
     match serde_json::from_slice::<GraphqlResponseCodes>(&body) {
-        Ok(GraphqlResponseCodes { errors: None, data: Some(_) }) => Ok((n, Answer::Clean, kept())),
+        Ok(GraphqlResponseCodes {
+            errors: None,
+            data: Some(_),
+        }) => Ok((n, Answer::Clean, kept())),
         // `data: null` deserialises as None: an error whatever the codes.
-        Ok(GraphqlResponseCodes { errors: Some(errors), data: Some(_) })
-            if !errors.is_empty()
-                && errors.iter().all(|e| {
-                    e.extensions.as_ref().and_then(|x| x.code.as_deref()).is_some_and(|c| allowed.iter().any(|a| a == c))
-                }) =>
+        Ok(GraphqlResponseCodes {
+            errors: Some(errors),
+            data: Some(_),
+        }) if !errors.is_empty()
+            && errors.iter().all(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.code.as_deref())
+                    .is_some_and(|c| allowed.iter().any(|a| a == c))
+            }) =>
         {
             Ok((n, Answer::AllowedErrors, kept()))
         }
@@ -290,7 +350,13 @@ async fn send(client: &reqwest::Client, target: &Target, keep: bool) -> Result<(
 
 /// Runs `concurrency` closed loops against `target` until `deadline` or until `budget` requests
 /// have been started.
-async fn window(client: &reqwest::Client, target: &Target, o: &Opts, length: Duration, budget: u64) -> Window {
+async fn window(
+    client: &reqwest::Client,
+    target: &Target,
+    o: &Opts,
+    length: Duration,
+    budget: u64,
+) -> Window {
     let started = Instant::now();
     let deadline = started + length;
     let issued = Arc::new(AtomicU64::new(0));
@@ -300,7 +366,10 @@ async fn window(client: &reqwest::Client, target: &Target, o: &Opts, length: Dur
         let target = target.clone();
         let issued = Arc::clone(&issued);
         tasks.push(tokio::spawn(async move {
-            let mut w = Window { latencies_us: Vec::with_capacity(16 * 1024), ..Default::default() };
+            let mut w = Window {
+                latencies_us: Vec::with_capacity(16 * 1024),
+                ..Default::default()
+            };
             while Instant::now() < deadline && issued.fetch_add(1, Ordering::Relaxed) < budget {
                 let t0 = Instant::now();
                 let res = send(&client, &target, false).await;
@@ -422,14 +491,17 @@ async fn main() {
             let ok = w.latencies_us.len() as u64;
             let secs = w.elapsed.as_secs_f64();
             let rps = ok as f64 / secs;
-            let (p50, p99) = (percentile(&w.latencies_us, 50.0), percentile(&w.latencies_us, 99.0));
+            let (p50, p99) = (
+                percentile(&w.latencies_us, 50.0),
+                percentile(&w.latencies_us, 99.0),
+            );
             println!(
                 "{}",
                 json!({
                     "kind": "round", "target": t.name, "round": round, "requests": ok, "errors": w.errors,
                     "allowed_error_responses": w.allowed_error_responses,
                     "secs": secs, "rps": rps, "p50_ms": p50, "p99_ms": p99,
-                    "mean_response_bytes": if ok > 0 { w.bytes / ok } else { 0 },
+                    "mean_response_bytes": w.bytes.checked_div(ok).unwrap_or(0),
                 })
             );
             eprintln!(
@@ -460,7 +532,10 @@ async fn main() {
     for (t, a) in o.targets.iter().zip(acc.iter_mut()) {
         a.latencies_us.sort_unstable();
         let rps_median = median(&mut a.round_rps.clone());
-        let (p50, p99) = (percentile(&a.latencies_us, 50.0), percentile(&a.latencies_us, 99.0));
+        let (p50, p99) = (
+            percentile(&a.latencies_us, 50.0),
+            percentile(&a.latencies_us, 99.0),
+        );
         any_errors |= a.errors > 0;
         println!(
             "{}",
@@ -472,7 +547,7 @@ async fn main() {
                 "rps_median": rps_median, "rps_rounds": a.round_rps,
                 "p50_ms": p50, "p99_ms": p99,
                 "p50_ms_median": median(&mut a.round_p50.clone()), "p99_ms_median": median(&mut a.round_p99.clone()),
-                "mean_response_bytes": if a.requests > 0 { a.bytes / a.requests } else { 0 },
+                "mean_response_bytes": a.bytes.checked_div(a.requests).unwrap_or(0),
                 "first_error": a.first_error,
             })
         );

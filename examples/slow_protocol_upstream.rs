@@ -55,7 +55,9 @@ fn usage() -> ! {
 
 /// SplitMix64 over the reference: deterministic synthetic content.
 fn mix(s: &str) -> u64 {
-    let mut x = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let mut x = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -66,9 +68,25 @@ fn mix(s: &str) -> u64 {
 fn record(case: &CaseRecord, host: &str, n: usize) -> Value {
     const PATHS: &[&[&str]] = &[
         &["REPORTED", "UNDER_INVESTIGATION"],
-        &["REPORTED", "UNDER_INVESTIGATION", "SUSPENDED_SUSPECT_AT_LARGE"],
-        &["REPORTED", "REFERRED_TO_NATIONAL_AUTHORITY", "UNDER_INVESTIGATION", "CHARGED", "TRIAL_SCHEDULED"],
-        &["REPORTED", "UNDER_INVESTIGATION", "CHARGED", "TRIAL_ONGOING", "JUDGMENT"],
+        &[
+            "REPORTED",
+            "UNDER_INVESTIGATION",
+            "SUSPENDED_SUSPECT_AT_LARGE",
+        ],
+        &[
+            "REPORTED",
+            "REFERRED_TO_NATIONAL_AUTHORITY",
+            "UNDER_INVESTIGATION",
+            "CHARGED",
+            "TRIAL_SCHEDULED",
+        ],
+        &[
+            "REPORTED",
+            "UNDER_INVESTIGATION",
+            "CHARGED",
+            "TRIAL_ONGOING",
+            "JUDGMENT",
+        ],
         &["REPORTED", "UNDER_INVESTIGATION", "CLOSED_NO_SUSPECT"],
         &["REPORTED", "NO_INFORMATION"],
     ];
@@ -97,7 +115,9 @@ fn record(case: &CaseRecord, host: &str, n: usize) -> Value {
             })
             .collect()
     } else if stage == "SUSPENDED_SUSPECT_AT_LARGE" {
-        vec![json!({ "name": "Suspect 1", "status": "AT_LARGE", "national_status": null, "in_absentia": null, "verdict": null, "sentence": null })]
+        vec![
+            json!({ "name": "Suspect 1", "status": "AT_LARGE", "national_status": null, "in_absentia": null, "verdict": null, "sentence": null }),
+        ]
     } else {
         Vec::new()
     };
@@ -120,16 +140,25 @@ fn record(case: &CaseRecord, host: &str, n: usize) -> Value {
 async fn load_records(url: &str, host: &str) -> anyhow::Result<Vec<Value>> {
     let store = casegraph::store::connect(url, 2).await?;
     let order = CaseOrder::default();
-    let filter = CaseFilter { host_states: vec![host.to_string()], ..CaseFilter::default() };
+    let filter = CaseFilter {
+        host_states: vec![host.to_string()],
+        ..CaseFilter::default()
+    };
     let mut cases = Vec::new();
     let mut after: Option<CaseCursor> = None;
     for _ in 0..10_000 {
-        let page = store.list_cases(&filter, order, after.as_ref(), 500).await?;
+        let page = store
+            .list_cases(&filter, order, after.as_ref(), 500)
+            .await?;
         let Some(last) = page.last() else { break };
         after = Some(CaseCursor::after(last, order));
         cases.extend(page);
     }
-    Ok(cases.iter().enumerate().map(|(i, c)| record(c, host, i)).collect())
+    Ok(cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| record(c, host, i))
+        .collect())
 }
 
 async fn slow(State(s): State<Slow>, req: Request, next: Next) -> Response {
@@ -144,25 +173,36 @@ async fn slow(State(s): State<Slow>, req: Request, next: Next) -> Response {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut store, mut host, mut listen, mut delay_ms, mut out) = (None, None, "127.0.0.1:0".to_string(), 20u64, None);
+    let (mut store, mut host, mut listen, mut delay_ms, mut out) =
+        (None, None, "127.0.0.1:0".to_string(), 20u64, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--store" => store = Some(args.next().unwrap_or_else(|| usage())),
             "--host-state" => host = Some(args.next().unwrap_or_else(|| usage()).to_uppercase()),
             "--listen" => listen = args.next().unwrap_or_else(|| usage()),
-            "--delay-ms" => delay_ms = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--delay-ms" => {
+                delay_ms = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--records-out" => out = Some(args.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }
     }
-    let (Some(store), Some(host)) = (store, host) else { usage() };
+    let (Some(store), Some(host)) = (store, host) else {
+        usage()
+    };
     if !listen.starts_with("127.0.0.1:") {
         eprintln!("slow_protocol_upstream: refusing `{listen}`: only 127.0.0.1 is allowed");
         std::process::exit(64);
     }
 
     let records = load_records(&store, &host).await?;
-    anyhow::ensure!(!records.is_empty(), "the store at {store} holds no case with host state {host}");
+    anyhow::ensure!(
+        !records.is_empty(),
+        "the store at {store} holds no case with host state {host}"
+    );
     if let Some(path) = &out {
         std::fs::write(path, serde_json::to_vec_pretty(&records)?)?;
     }
@@ -170,13 +210,20 @@ async fn main() -> anyhow::Result<()> {
 
     let counts = Arc::new(Counts::default());
     let reference = ReferenceServer::new(records, None);
-    let state = Slow { delay: Duration::from_millis(delay_ms), counts: Arc::clone(&counts) };
+    let state = Slow {
+        delay: Duration::from_millis(delay_ms),
+        counts: Arc::clone(&counts),
+    };
     let counting = {
         let reference = reference.clone();
         let counts = Arc::clone(&counts);
         move || {
             // Keys asked for so far, from what the reference server recorded.
-            let keys: u64 = reference.received().iter().map(|r| r.keys.len() as u64).sum();
+            let keys: u64 = reference
+                .received()
+                .iter()
+                .map(|r| r.keys.len() as u64)
+                .sum();
             counts.lookup_keys.store(keys, Ordering::Relaxed);
             json!({
                 "requests": counts.requests.load(Ordering::Relaxed),
@@ -188,8 +235,18 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let app = Router::new()
-        .merge(reference.router().layer(axum::middleware::from_fn_with_state(state, slow)))
-        .route("/_count", get(move || { let c = counting.clone(); async move { Json(c()) } }));
+        .merge(
+            reference
+                .router()
+                .layer(axum::middleware::from_fn_with_state(state, slow)),
+        )
+        .route(
+            "/_count",
+            get(move || {
+                let c = counting.clone();
+                async move { Json(c()) }
+            }),
+        );
 
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     eprintln!(

@@ -106,7 +106,10 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::StoreUnavailable | Self::IdentityProviderUnavailable => 503,
             Self::ConnectorTimeout => 504,
-            Self::ConnectorUnavailable | Self::ConnectorCircuitOpen | Self::ConnectorBadResponse | Self::ConnectorAuthFailed => 502,
+            Self::ConnectorUnavailable
+            | Self::ConnectorCircuitOpen
+            | Self::ConnectorBadResponse
+            | Self::ConnectorAuthFailed => 502,
             Self::Internal => 500,
             Self::NotFound => 404,
             Self::VersionConflict | Self::Duplicate => 409,

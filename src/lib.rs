@@ -84,7 +84,10 @@ pub struct GatewayBuilder {
 impl Gateway {
     /// Starts building a gateway.
     pub fn builder(config: Config) -> GatewayBuilder {
-        GatewayBuilder { config, store: None }
+        GatewayBuilder {
+            config,
+            store: None,
+        }
     }
 
     /// The axum router (GraphQL at `/graphql`, health, metrics, GraphiQL). Portals can nest it.
@@ -120,7 +123,11 @@ impl Gateway {
     /// Serves until `shutdown` completes, then lets in-flight requests finish for at most
     /// `server.shutdown_grace_secs`; then waits (as long again, at least 5 s) until the audit
     /// writer has stored every event handed to it.
-    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -133,7 +140,10 @@ impl Gateway {
         let drain_deadline = async move {
             if rx.await.is_ok() {
                 tokio::time::sleep(grace).await;
-                tracing::warn!(grace_secs = grace.as_secs(), "Grace period over: dropping remaining requests");
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "Grace period over: dropping remaining requests"
+                );
             } else {
                 std::future::pending::<()>().await;
             }
@@ -143,8 +153,14 @@ impl Gateway {
             () = drain_deadline => Ok(()),
         };
         let audit_wait = grace.max(Duration::from_secs(5));
-        if tokio::time::timeout(audit_wait, self.audit.flush()).await.is_err() {
-            tracing::error!(wait_secs = audit_wait.as_secs(), "The audit writer did not catch up before shutdown: recent audit events are lost");
+        if tokio::time::timeout(audit_wait, self.audit.flush())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                wait_secs = audit_wait.as_secs(),
+                "The audit writer did not catch up before shutdown: recent audit events are lost"
+            );
         }
         served
     }
@@ -165,9 +181,15 @@ impl GatewayBuilder {
             Some(s) => s,
             None => store::connect(&config.store.url, config.store.max_connections).await?,
         };
-        if config.store.import_bundled_data_when_empty && store.count_cases(&Default::default()).await? == 0 {
-            tracing::info!(backend = store.backend(), "The case store is empty: importing the bundled UN datasets");
-            let (missions, fatalities) = import::import_bundled(store.as_ref(), Default::default()).await?;
+        if config.store.import_bundled_data_when_empty
+            && store.count_cases(&Default::default()).await? == 0
+        {
+            tracing::info!(
+                backend = store.backend(),
+                "The case store is empty: importing the bundled UN datasets"
+            );
+            let (missions, fatalities) =
+                import::import_bundled(store.as_ref(), Default::default()).await?;
             tracing::info!(
                 missions = missions.records,
                 cases = fatalities.records,
@@ -175,7 +197,9 @@ impl GatewayBuilder {
                 "Imported the bundled UN datasets"
             );
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
         let authenticator = auth::Authenticator::new(&config.auth, http).await?;
         // The simulators must listen before the demo connectors are built against them.
         let simulators = if config.simulators.enabled {
@@ -184,7 +208,11 @@ impl GatewayBuilder {
             None
         };
         let connectors = load_connectors(&config.connectors.dir).await?;
-        let audit = if config.access.audit { access::audit::start(Arc::clone(&store)).await? } else { access::audit::AuditSink::disabled() };
+        let audit = if config.access.audit {
+            access::audit::start(Arc::clone(&store)).await?
+        } else {
+            access::audit::AuditSink::disabled()
+        };
         let schema = schema::build(
             Arc::clone(&store),
             connectors.clone(),
@@ -205,7 +233,15 @@ impl GatewayBuilder {
             graphiql: config.server.graphiql,
         };
         let router = http::router(state, config.server.body_limit_bytes);
-        Ok(Gateway { router, store, authenticator, connectors, config, simulators, audit })
+        Ok(Gateway {
+            router,
+            store,
+            authenticator,
+            connectors,
+            config,
+            simulators,
+            audit,
+        })
     }
 }
 
@@ -214,13 +250,16 @@ impl GatewayBuilder {
 pub fn load_policy(config: &config::AccessConfig) -> Result<access::Policy, access::PolicyError> {
     let fields = schema::schema_fields();
     if config.policy_file.trim().is_empty() {
-        return access::Policy::load(access::EMBEDDED_POLICY, "config/policy.toml (embedded)", &fields);
+        return access::Policy::load(
+            access::EMBEDDED_POLICY,
+            "config/policy.toml (embedded)",
+            &fields,
+        );
     }
     let text = std::fs::read_to_string(&config.policy_file).map_err(|e| {
-        access::PolicyError::Invalid(config::ConfigErrors::single(config::ConfigError::whole_file(
-            &config.policy_file,
-            format!("cannot read: {e}"),
-        )))
+        access::PolicyError::Invalid(config::ConfigErrors::single(
+            config::ConfigError::whole_file(&config.policy_file, format!("cannot read: {e}")),
+        ))
     })?;
     access::Policy::load(&text, &config.policy_file, &fields)
 }

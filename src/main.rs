@@ -137,7 +137,8 @@ enum Dataset {
 }
 
 fn load_config(path: Option<&PathBuf>) -> Result<(Config, String)> {
-    let (mut config, origin) = config::load_default_or(path.map(|p| p.as_path())).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut config, origin) =
+        config::load_default_or(path.map(|p| p.as_path())).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Ok(url) = std::env::var("CASEGRAPH_STORE_URL") {
         if !url.trim().is_empty() {
             config.store.url = url;
@@ -148,10 +149,17 @@ fn load_config(path: Option<&PathBuf>) -> Result<(Config, String)> {
 
 fn init_tracing(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }
@@ -200,7 +208,9 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<()> {
     let graphiql = config.server.graphiql;
     let json_logs = config.log.format == LogFormat::Json;
     let gateway = casegraph::Gateway::builder(config).build().await?;
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let cases = gateway.store().count_cases(&Default::default()).await?;
     if json_logs {
@@ -210,7 +220,10 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<()> {
         tracing::info!("Stopped");
         return Ok(());
     }
-    eprintln!("\nCaseGraph is listening on http://{addr}  ({cases} cases in the {} store)", gateway.store().backend());
+    eprintln!(
+        "\nCaseGraph is listening on http://{addr}  ({cases} cases in the {} store)",
+        gateway.store().backend()
+    );
     if graphiql {
         eprintln!("  GraphiQL:  http://{addr}/");
     }
@@ -238,8 +251,16 @@ fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
     println!(
         "{origin}: OK (store: {}, dev issuer: {}, JWKS issuer: {})",
         display_url(&config.store.url),
-        if config.auth.dev_issuer.enabled { "enabled" } else { "disabled" },
-        config.auth.jwt.as_ref().map_or("none", |j| j.issuer.as_str())
+        if config.auth.dev_issuer.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        config
+            .auth
+            .jwt
+            .as_ref()
+            .map_or("none", |j| j.issuer.as_str())
     );
     let dir = config.connectors.dir.trim();
     if dir.is_empty() {
@@ -252,15 +273,31 @@ fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
     match casegraph::connectors::load_dir(std::path::Path::new(dir)) {
         Ok(files) => {
             for f in &files {
-                println!("{}: OK (connector {}, kind {}, host states {})", f.path.display(), f.id, f.file.kind.as_str(), f.file.host_states.join(", "));
+                println!(
+                    "{}: OK (connector {}, kind {}, host states {})",
+                    f.path.display(),
+                    f.id,
+                    f.file.kind.as_str(),
+                    f.file.host_states.join(", ")
+                );
                 if let Some(m) = &f.file.mapping {
-                    let stages: Vec<&str> = m.uncovered_stages().iter().map(|s| s.as_str()).collect();
+                    let stages: Vec<&str> =
+                        m.uncovered_stages().iter().map(|s| s.as_str()).collect();
                     if !stages.is_empty() && m.stage.is_some() {
                         println!("  note: no national stage maps to {}", stages.join(", "));
                     }
-                    let statuses: Vec<&str> = m.uncovered_defendant_statuses().iter().map(|s| s.as_str()).collect();
-                    if !statuses.is_empty() && m.defendants.as_ref().is_some_and(|d| d.status.is_some()) {
-                        println!("  note: no national defendant status maps to {}", statuses.join(", "));
+                    let statuses: Vec<&str> = m
+                        .uncovered_defendant_statuses()
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect();
+                    if !statuses.is_empty()
+                        && m.defendants.as_ref().is_some_and(|d| d.status.is_some())
+                    {
+                        println!(
+                            "  note: no national defendant status maps to {}",
+                            statuses.join(", ")
+                        );
                     }
                 }
             }
@@ -273,12 +310,22 @@ fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
     }
 }
 
-async fn run_import(dataset: Dataset, file: PathBuf, config: Option<PathBuf>, skip_invalid: bool) -> Result<ExitCode> {
+async fn run_import(
+    dataset: Dataset,
+    file: PathBuf,
+    config: Option<PathBuf>,
+    skip_invalid: bool,
+) -> Result<ExitCode> {
     let (config, _) = load_config(config.as_ref())?;
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let store = casegraph::store::connect(&config.store.url, config.store.max_connections)
         .await
-        .with_context(|| format!("cannot open the store at {}", display_url(&config.store.url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                display_url(&config.store.url)
+            )
+        })?;
     let started = std::time::Instant::now();
     let progress = |done: usize, total: usize| {
         if total >= 200 {
@@ -288,8 +335,15 @@ async fn run_import(dataset: Dataset, file: PathBuf, config: Option<PathBuf>, sk
             }
         }
     };
-    let opts = ImportOptions { skip_invalid, progress: Some(&progress) };
-    eprintln!("Importing {} into the {} store…", file.display(), store.backend());
+    let opts = ImportOptions {
+        skip_invalid,
+        progress: Some(&progress),
+    };
+    eprintln!(
+        "Importing {} into the {} store…",
+        file.display(),
+        store.backend()
+    );
     let result = match dataset {
         Dataset::Missions => import::import_missions(store.as_ref(), &bytes, opts).await,
         Dataset::Fatalities => import::import_fatalities(store.as_ref(), &bytes, opts).await,
@@ -332,7 +386,12 @@ async fn audit_verify(config: Option<PathBuf>) -> Result<ExitCode> {
     let (config, _) = load_config(config.as_ref())?;
     let store = casegraph::store::connect(&config.store.url, config.store.max_connections)
         .await
-        .with_context(|| format!("cannot open the store at {}", display_url(&config.store.url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open the store at {}",
+                display_url(&config.store.url)
+            )
+        })?;
     match audit::verify(store.as_ref()).await {
         Ok(Verification::Intact { entries, last_hash }) => {
             println!("audit log intact: {entries} entries, last hash {last_hash}");
@@ -350,17 +409,30 @@ async fn audit_verify(config: Option<PathBuf>) -> Result<ExitCode> {
     }
 }
 
-fn dev_token(org: String, roles: Vec<String>, sub: String, missions: Vec<String>, config: Option<PathBuf>) -> Result<()> {
+fn dev_token(
+    org: String,
+    roles: Vec<String>,
+    sub: String,
+    missions: Vec<String>,
+    config: Option<PathBuf>,
+) -> Result<()> {
     let (config, origin) = load_config(config.as_ref())?;
     let dev = &config.auth.dev_issuer;
     if !dev.enabled {
         bail!("the development issuer is disabled in {origin}: the server would refuse its tokens");
     }
-    casegraph::access::Organisation::parse(&org).map_err(|e| anyhow::anyhow!("--org {org}: {e}"))?;
+    casegraph::access::Organisation::parse(&org)
+        .map_err(|e| anyhow::anyhow!("--org {org}: {e}"))?;
     for r in &roles {
         if casegraph::access::Role::parse(r).is_none() {
-            let known: Vec<&str> = casegraph::access::Role::ALL.iter().map(|r| r.as_str()).collect();
-            bail!("--role {r}: unknown role; known roles: {}", known.join(", "));
+            let known: Vec<&str> = casegraph::access::Role::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect();
+            bail!(
+                "--role {r}: unknown role; known roles: {}",
+                known.join(", ")
+            );
         }
     }
     let issuer = casegraph::auth::DevIssuer::load_or_create(std::path::Path::new(&dev.key_file))?;
@@ -376,7 +448,11 @@ fn dev_token(org: String, roles: Vec<String>, sub: String, missions: Vec<String>
     Ok(())
 }
 
-async fn connector_test(id: String, reference: String, config: Option<PathBuf>) -> Result<ExitCode> {
+async fn connector_test(
+    id: String,
+    reference: String,
+    config: Option<PathBuf>,
+) -> Result<ExitCode> {
     use casegraph::connectors;
     let (config, origin) = load_config(config.as_ref())?;
     if config.connectors.dir.trim().is_empty() {
@@ -391,7 +467,11 @@ async fn connector_test(id: String, reference: String, config: Option<PathBuf>) 
     };
     let Some(loaded) = files.iter().find(|f| f.id == id) else {
         let ids: Vec<&str> = files.iter().map(|f| f.id.as_str()).collect();
-        bail!("no connector `{id}` in {}; known: {}", config.connectors.dir, ids.join(", "));
+        bail!(
+            "no connector `{id}` in {}; known: {}",
+            config.connectors.dir,
+            ids.join(", ")
+        );
     };
     let handle = connectors::build(loaded).await?;
     println!(
@@ -410,20 +490,29 @@ async fn connector_test(id: String, reference: String, config: Option<PathBuf>) 
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("Raw response:\n{}\n", serde_json::to_string_pretty(&report.raw).unwrap_or_default());
+    println!(
+        "Raw response:\n{}\n",
+        serde_json::to_string_pretty(&report.raw).unwrap_or_default()
+    );
     if report.mapped.is_empty() {
         println!("FAILED: the system returned no record for {reference}");
         return Ok(ExitCode::FAILURE);
     }
     let mut failed = false;
     for (i, (proceedings, mapping)) in report.mapped.iter().enumerate() {
-        println!("Mapped record {}:\n{}\n", i + 1, serde_json::to_string_pretty(proceedings).unwrap_or_default());
+        println!(
+            "Mapped record {}:\n{}\n",
+            i + 1,
+            serde_json::to_string_pretty(proceedings).unwrap_or_default()
+        );
         for m in &mapping.missing {
             println!("  missing: {m} — the pointer found nothing in this record");
         }
         for (field, label) in &mapping.unmapped {
             failed = true;
-            println!("  UNMAPPED: {field} `{label}` — add it to the connector's table in [mapping]");
+            println!(
+                "  UNMAPPED: {field} `{label}` — add it to the connector's table in [mapping]"
+            );
         }
     }
     if failed {
@@ -435,15 +524,32 @@ async fn connector_test(id: String, reference: String, config: Option<PathBuf>) 
     }
 }
 
-async fn protocol_reference(data: PathBuf, listen: String, token_env: Option<String>) -> Result<()> {
+async fn protocol_reference(
+    data: PathBuf,
+    listen: String,
+    token_env: Option<String>,
+) -> Result<()> {
     let token = match token_env {
-        Some(var) => Some(std::env::var(&var).with_context(|| format!("environment variable {var} is not set"))?),
+        Some(var) => Some(
+            std::env::var(&var)
+                .with_context(|| format!("environment variable {var} is not set"))?,
+        ),
         None => None,
     };
-    let server = casegraph::connectors::protocol::reference::ReferenceServer::from_file(&data, token).map_err(|e| anyhow::anyhow!(e))?;
-    let listener = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    eprintln!("CaseGraph connector protocol reference server on http://{} ({})", listener.local_addr()?, data.display());
-    axum::serve(listener, server.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    let server =
+        casegraph::connectors::protocol::reference::ReferenceServer::from_file(&data, token)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!(
+        "CaseGraph connector protocol reference server on http://{} ({})",
+        listener.local_addr()?,
+        data.display()
+    );
+    axum::serve(listener, server.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -451,26 +557,61 @@ async fn protocol_reference(data: PathBuf, listen: String, token_env: Option<Str
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, listen } => serve(config, listen).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { config, listen } => {
+            serve(config, listen).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::CheckConfig { config } => check_config(config),
         Command::Schema => {
             print!("{}", casegraph::schema::sdl());
             Ok(ExitCode::SUCCESS)
         }
         Command::ConfigSchema => {
-            println!("{}", serde_json::to_string_pretty(&config::json_schema()).expect("JSON values serialise"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config::json_schema())
+                    .expect("JSON values serialise")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::ConnectorSchema => {
             let schema = schemars::schema_for!(casegraph::connectors::ConnectorFile);
-            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON values serialise"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("JSON values serialise")
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import { dataset, file, config, skip_invalid } => run_import(dataset, file, config, skip_invalid).await,
-        Command::Connector { command: ConnectorCommand::Test { id, reference, config } } => connector_test(id, reference, config).await,
-        Command::Audit { command: AuditCommand::Verify { config } } => audit_verify(config).await,
-        Command::ProtocolReference { data, listen, token_env } => protocol_reference(data, listen, token_env).await.map(|()| ExitCode::SUCCESS),
-        Command::DevToken { org, roles, sub, missions, config } => dev_token(org, roles, sub, missions, config).map(|()| ExitCode::SUCCESS),
+        Command::Import {
+            dataset,
+            file,
+            config,
+            skip_invalid,
+        } => run_import(dataset, file, config, skip_invalid).await,
+        Command::Connector {
+            command:
+                ConnectorCommand::Test {
+                    id,
+                    reference,
+                    config,
+                },
+        } => connector_test(id, reference, config).await,
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => audit_verify(config).await,
+        Command::ProtocolReference {
+            data,
+            listen,
+            token_env,
+        } => protocol_reference(data, listen, token_env)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::DevToken {
+            org,
+            roles,
+            sub,
+            missions,
+            config,
+        } => dev_token(org, roles, sub, missions, config).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

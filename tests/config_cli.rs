@@ -49,10 +49,19 @@ fn example_configs() -> Vec<PathBuf> {
 
 #[test]
 fn the_bundled_policy_loads_and_classifies_every_field_of_the_schema() {
-    let text = std::fs::read_to_string(Path::new(ROOT).join("config/policy.toml")).expect("config/policy.toml");
-    casegraph::access::Policy::load(&text, "config/policy.toml", &casegraph::schema::schema_fields())
-        .expect("the policy classifies every field");
-    assert_eq!(text, casegraph::access::EMBEDDED_POLICY, "the binary embeds config/policy.toml as it is");
+    let text = std::fs::read_to_string(Path::new(ROOT).join("config/policy.toml"))
+        .expect("config/policy.toml");
+    casegraph::access::Policy::load(
+        &text,
+        "config/policy.toml",
+        &casegraph::schema::schema_fields(),
+    )
+    .expect("the policy classifies every field");
+    assert_eq!(
+        text,
+        casegraph::access::EMBEDDED_POLICY,
+        "the binary embeds config/policy.toml as it is"
+    );
 }
 
 /// Writes `text` as `name` in `dir` and returns its path as a string.

@@ -10,7 +10,10 @@ fn schema_graphql_equals_the_code_first_schema() {
             .lines()
             .zip(current.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| "(one is a prefix of the other)".to_string(), |i| format!("first difference at line {}", i + 1));
+            .map_or_else(
+                || "(one is a prefix of the other)".to_string(),
+                |i| format!("first difference at line {}", i + 1),
+            );
         panic!(
             "schema.graphql is out of date ({first_diff}).\n\
              If the change to the API is intended, refresh it with:\n\n    \

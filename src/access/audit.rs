@@ -59,7 +59,9 @@ pub enum AuditDecision {
 impl AuditDecision {
     /// The decision spelled `s` (as stored).
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Read, Self::Denied, Self::Write].into_iter().find(|d| d.as_str() == s)
+        [Self::Read, Self::Denied, Self::Write]
+            .into_iter()
+            .find(|d| d.as_str() == s)
     }
 
     /// Canonical spelling.
@@ -107,12 +109,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl RequestAudit {
     /// A sensitive field of `case` was read at `path`.
     pub fn read(&self, case: &str, path: String) {
-        lock(&self.reads).entry(case.to_string()).or_default().insert(path);
+        lock(&self.reads)
+            .entry(case.to_string())
+            .or_default()
+            .insert(path);
     }
 
     /// Reading `path` (of `case`, if any) was refused.
     pub fn denied(&self, case: Option<&str>, path: String) {
-        lock(&self.denials).entry(case.map(str::to_string)).or_default().insert(path);
+        lock(&self.denials)
+            .entry(case.map(str::to_string))
+            .or_default()
+            .insert(path);
     }
 
     /// The request changed the record.
@@ -129,9 +137,17 @@ impl RequestAudit {
     /// The events of the request (`operation` names the request's operation unless the
     /// document named its only one, see [`RequestAudit::operation_named`]): one per case read, one per case (or none) denied, one per
     /// write.
-    pub fn into_events(self, subject: &str, organisation: &str, operation: &str) -> Vec<AuditEvent> {
+    pub fn into_events(
+        self,
+        subject: &str,
+        organisation: &str,
+        operation: &str,
+    ) -> Vec<AuditEvent> {
         let at = Utc::now();
-        let named = self.operation.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let named = self
+            .operation
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let operation = named.as_deref().unwrap_or(operation);
         let event = |case_id: Option<String>, fields: Vec<String>, decision, op: &str| AuditEvent {
             at,
@@ -143,14 +159,36 @@ impl RequestAudit {
             decision,
         };
         let mut out = Vec::new();
-        for (op, case) in self.writes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        for (op, case) in self
+            .writes
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
             out.push(event(case, Vec::new(), AuditDecision::Write, &op));
         }
-        for (case, fields) in self.reads.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            out.push(event(Some(case), fields.into_iter().collect(), AuditDecision::Read, operation));
+        for (case, fields) in self
+            .reads
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            out.push(event(
+                Some(case),
+                fields.into_iter().collect(),
+                AuditDecision::Read,
+                operation,
+            ));
         }
-        for (case, fields) in self.denials.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-            out.push(event(case, fields.into_iter().collect(), AuditDecision::Denied, operation));
+        for (case, fields) in self
+            .denials
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            out.push(event(
+                case,
+                fields.into_iter().collect(),
+                AuditDecision::Denied,
+                operation,
+            ));
         }
         out
     }
@@ -255,7 +293,16 @@ struct Tail {
 
 impl Tail {
     fn of(last: Option<&ChainedAuditEntry>) -> Self {
-        last.map_or_else(|| Self { seq: 0, hash: GENESIS_HASH.to_string() }, |e| Self { seq: e.seq, hash: e.hash.clone() })
+        last.map_or_else(
+            || Self {
+                seq: 0,
+                hash: GENESIS_HASH.to_string(),
+            },
+            |e| Self {
+                seq: e.seq,
+                hash: e.hash.clone(),
+            },
+        )
     }
 }
 
@@ -293,7 +340,10 @@ fn chain(tail: &Tail, events: &[AuditEvent]) -> Vec<ChainedAuditEntry> {
 /// it in one transaction. Requests only send on an unbounded channel, so they never wait for
 /// the store; a failed append is retried with backoff, in order, so no seq is ever skipped.
 pub async fn start(store: Arc<dyn Store>) -> Result<AuditSink, crate::GatewayError> {
-    let last = store.last_audit_entry().await.map_err(|e| crate::GatewayError::Audit(e.to_string()))?;
+    let last = store
+        .last_audit_entry()
+        .await
+        .map_err(|e| crate::GatewayError::Audit(e.to_string()))?;
     let tail = Tail::of(last.as_ref());
     tracing::info!(last_seq = tail.seq, "Audit log writer started");
     let (tx, rx) = mpsc::unbounded_channel();
@@ -302,7 +352,11 @@ pub async fn start(store: Arc<dyn Store>) -> Result<AuditSink, crate::GatewayErr
 }
 
 /// The writer task: runs until every sink is dropped and the channel is drained.
-async fn write_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Message>, mut tail: Tail) {
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut tail: Tail,
+) {
     let mut events: Vec<AuditEvent> = Vec::new();
     let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -351,7 +405,11 @@ async fn append_in_order(store: &dyn Store, mut tail: Tail, events: &[AuditEvent
         }
         if stored != tail {
             if stored.seq < tail.seq {
-                tracing::error!(stored_seq = stored.seq, written_seq = tail.seq, "The audit log ends before entries this gateway wrote: entries were removed");
+                tracing::error!(
+                    stored_seq = stored.seq,
+                    written_seq = tail.seq,
+                    "The audit log ends before entries this gateway wrote: entries were removed"
+                );
             }
             tail = stored;
             entries = chain(&tail, events);
@@ -407,7 +465,10 @@ pub async fn verify(store: &dyn Store) -> Result<Verification, StoreError> {
     loop {
         let page = store.audit_chain(Some(tail.seq), VERIFY_PAGE).await?;
         if page.is_empty() {
-            return Ok(Verification::Intact { entries, last_hash: tail.hash });
+            return Ok(Verification::Intact {
+                entries,
+                last_hash: tail.hash,
+            });
         }
         for e in page {
             let reason = if e.seq != tail.seq + 1 {
@@ -423,7 +484,10 @@ pub async fn verify(store: &dyn Store) -> Result<Verification, StoreError> {
                 return Ok(Verification::Broken { seq: e.seq, reason });
             }
             entries += 1;
-            tail = Tail { seq: e.seq, hash: e.hash };
+            tail = Tail {
+                seq: e.seq,
+                hash: e.hash,
+            };
         }
     }
 }
@@ -433,9 +497,18 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn event(subject: &str, case: Option<&str>, fields: &[&str], decision: AuditDecision) -> AuditEvent {
+    fn event(
+        subject: &str,
+        case: Option<&str>,
+        fields: &[&str],
+        decision: AuditDecision,
+    ) -> AuditEvent {
         AuditEvent {
-            at: Utc.with_ymd_and_hms(2021, 1, 13, 8, 0, 0).single().expect("valid") + chrono::Duration::microseconds(123_456),
+            at: Utc
+                .with_ymd_and_hms(2021, 1, 13, 8, 0, 0)
+                .single()
+                .expect("valid")
+                + chrono::Duration::microseconds(123_456),
             subject: subject.into(),
             organisation: "UN".into(),
             operation: "Case".into(),
@@ -448,7 +521,12 @@ mod tests {
     #[test]
     fn the_canonical_form_and_hashes_are_fixed() {
         let events = [
-            event("officer-1", Some("c-1"), &["case.summary", "case.victims.0.name"], AuditDecision::Read),
+            event(
+                "officer-1",
+                Some("c-1"),
+                &["case.summary", "case.victims.0.name"],
+                AuditDecision::Read,
+            ),
             event("analyst \"é\"\n", None, &[], AuditDecision::Denied),
         ];
         let entries = chain(&Tail::of(None), &events);
@@ -467,12 +545,17 @@ mod tests {
         assert_eq!(entries[1].hash, EXPECTED_SECOND_HASH);
     }
 
-    const EXPECTED_FIRST_HASH: &str = "9139b174e494392fad3f8fe74d168f87be78bb4237c6ba88f61f01a9639211e0";
-    const EXPECTED_SECOND_HASH: &str = "9f28412fafbabc9ab7f10db9842ee9361efa1d85228133e326c265f99d2fdfbe";
+    const EXPECTED_FIRST_HASH: &str =
+        "9139b174e494392fad3f8fe74d168f87be78bb4237c6ba88f61f01a9639211e0";
+    const EXPECTED_SECOND_HASH: &str =
+        "9f28412fafbabc9ab7f10db9842ee9361efa1d85228133e326c265f99d2fdfbe";
 
     #[test]
     fn a_changed_field_changes_the_hash() {
-        let entries = chain(&Tail::of(None), &[event("a", Some("c"), &["x"], AuditDecision::Write)]);
+        let entries = chain(
+            &Tail::of(None),
+            &[event("a", Some("c"), &["x"], AuditDecision::Write)],
+        );
         let mut changed = entries[0].clone();
         changed.subject = "b".into();
         assert_ne!(entry_hash(GENESIS_HASH, &changed), entries[0].hash);
@@ -480,7 +563,9 @@ mod tests {
 
     async fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
         let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-        crate::store::connect(&url, 4).await.expect("a fresh SQLite store opens")
+        crate::store::connect(&url, 4)
+            .await
+            .expect("a fresh SQLite store opens")
     }
 
     #[tokio::test]
@@ -489,17 +574,41 @@ mod tests {
         let store = store(&dir).await;
         let sink = start(Arc::clone(&store)).await.expect("the writer starts");
         for i in 0..5 {
-            sink.record(vec![event(&format!("s{i}"), Some("c"), &["f"], AuditDecision::Read); 2]);
+            sink.record(vec![
+                event(
+                    &format!("s{i}"),
+                    Some("c"),
+                    &["f"],
+                    AuditDecision::Read
+                );
+                2
+            ]);
         }
         sink.flush().await;
         drop(sink);
-        let again = start(Arc::clone(&store)).await.expect("the writer restarts");
-        again.record(vec![event("after-restart", None, &[], AuditDecision::Write)]);
+        let again = start(Arc::clone(&store))
+            .await
+            .expect("the writer restarts");
+        again.record(vec![event(
+            "after-restart",
+            None,
+            &[],
+            AuditDecision::Write,
+        )]);
         again.flush().await;
         let chain = store.audit_chain(None, 100).await.expect("chain");
-        assert_eq!(chain.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=11).collect::<Vec<_>>());
+        assert_eq!(
+            chain.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=11).collect::<Vec<_>>()
+        );
         assert_eq!(chain[10].subject, "after-restart");
-        assert_eq!(verify(store.as_ref()).await.expect("verify"), Verification::Intact { entries: 11, last_hash: chain[10].hash.clone() });
+        assert_eq!(
+            verify(store.as_ref()).await.expect("verify"),
+            Verification::Intact {
+                entries: 11,
+                last_hash: chain[10].hash.clone()
+            }
+        );
     }
 
     #[tokio::test]
@@ -507,14 +616,26 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = store(&dir).await;
         // Two replicas start on the same (empty) log: both believe the next seq is 1.
-        let (a, b) = (start(Arc::clone(&store)).await.expect("a"), start(Arc::clone(&store)).await.expect("b"));
+        let (a, b) = (
+            start(Arc::clone(&store)).await.expect("a"),
+            start(Arc::clone(&store)).await.expect("b"),
+        );
         a.record(vec![event("a", None, &[], AuditDecision::Denied)]);
         a.flush().await;
         b.record(vec![event("b", None, &[], AuditDecision::Denied)]);
         b.flush().await;
         let chain = store.audit_chain(None, 10).await.expect("chain");
-        assert_eq!(chain.iter().map(|e| (e.seq, e.subject.as_str())).collect::<Vec<_>>(), vec![(1, "a"), (2, "b")]);
-        assert!(matches!(verify(store.as_ref()).await.expect("verify"), Verification::Intact { entries: 2, .. }));
+        assert_eq!(
+            chain
+                .iter()
+                .map(|e| (e.seq, e.subject.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(1, "a"), (2, "b")]
+        );
+        assert!(matches!(
+            verify(store.as_ref()).await.expect("verify"),
+            Verification::Intact { entries: 2, .. }
+        ));
     }
 
     #[tokio::test]

@@ -9,7 +9,10 @@ pub mod audit;
 mod policy;
 mod principal;
 
-pub use policy::{Enforcement, Level, LevelRule, OnDenied, Policy, PolicyError, PolicyFile, Relationship, Relationships, EMBEDDED_POLICY};
+pub use policy::{
+    Enforcement, Level, LevelRule, OnDenied, Policy, PolicyError, PolicyFile, Relationship,
+    Relationships, EMBEDDED_POLICY,
+};
 pub use principal::{Organisation, Principal, PrincipalError, Role};
 
 use crate::error::ErrorCode;
@@ -119,7 +122,9 @@ pub struct Access {
 impl Access {
     /// A gate applying `policy`.
     pub fn new(policy: Policy) -> Self {
-        Self { policy: Arc::new(policy) }
+        Self {
+            policy: Arc::new(policy),
+        }
     }
 
     /// The policy.
@@ -161,12 +166,15 @@ impl Access {
                 // For a case's own fields, "the victim's own state" is the state of any victim;
                 // for a victim's fields, only that victim's state (below).
                 if matches!(subject, Subject::Case(_))
-                    && (rels.has(Relationship::NationalityState) || rels.has(Relationship::ContributingState))
+                    && (rels.has(Relationship::NationalityState)
+                        || rels.has(Relationship::ContributingState))
                 {
                     rels = rels.with(Relationship::OwnVictimState);
                 }
             }
-            if principal.has_role(Role::FocalPoint) && principal.missions.iter().any(|m| m == &case.mission) {
+            if principal.has_role(Role::FocalPoint)
+                && principal.missions.iter().any(|m| m == &case.mission)
+            {
                 rels = rels.with(Relationship::FocalPoint);
             }
         }
@@ -179,19 +187,32 @@ impl Access {
     }
 
     /// May `principal` read `level` on `subject`?
-    pub fn may_read_level(&self, principal: &Principal, level: Level, subject: Subject<'_>) -> bool {
+    pub fn may_read_level(
+        &self,
+        principal: &Principal,
+        level: Level,
+        subject: Subject<'_>,
+    ) -> bool {
         #[cfg(feature = "bench-no-enforcement")]
         {
             let _ = (principal, level, subject);
             return true;
         }
         #[cfg(not(feature = "bench-no-enforcement"))]
-        self.policy.grants(principal, self.relationships(principal, subject), level)
+        self.policy
+            .grants(principal, self.relationships(principal, subject), level)
     }
 
     /// May `principal` read `type_name.field` on `subject`, at least at `floor` (a source's
     /// marking or a record rule may raise the field's level, never lower it)?
-    pub fn authorize_read(&self, principal: &Principal, type_name: &str, field: &str, subject: Subject<'_>, floor: Option<Level>) -> (Level, Decision) {
+    pub fn authorize_read(
+        &self,
+        principal: &Principal,
+        type_name: &str,
+        field: &str,
+        subject: Subject<'_>,
+        floor: Option<Level>,
+    ) -> (Level, Decision) {
         let level = self.policy.field_level(&format!("{type_name}.{field}"));
         let level = floor.map_or(level, |f| f.max(level));
         if self.may_read_level(principal, level, subject) {
@@ -201,7 +222,10 @@ impl Access {
                 level,
                 Decision::Deny {
                     code: ErrorCode::ForbiddenField,
-                    message: format!("{type_name}.{field} is {} and not readable by this principal", level.as_str()),
+                    message: format!(
+                        "{type_name}.{field} is {} and not readable by this principal",
+                        level.as_str()
+                    ),
                 },
             )
         }
@@ -225,25 +249,34 @@ impl Access {
                 Organisation::MemberState(c) => vec![c.to_string()],
                 _ => Vec::new(),
             };
-            let missions = if principal.has_role(Role::FocalPoint) { principal.missions.clone() } else { Vec::new() };
+            let missions = if principal.has_role(Role::FocalPoint) {
+                principal.missions.clone()
+            } else {
+                Vec::new()
+            };
             Some(CaseScope { states, missions })
         }
     }
 
     /// Whether a case is visible to `principal` (the same rule as [`Access::case_scope`]).
     pub fn case_visible(&self, principal: &Principal, case: &CaseFacts) -> bool {
-        self.case_scope(principal).is_none() || self.may_read_level(principal, Level::Concerned, Subject::Case(case))
+        self.case_scope(principal).is_none()
+            || self.may_read_level(principal, Level::Concerned, Subject::Case(case))
     }
 
     /// May `principal` use the argument `key` (`Query.cases.filter.victimNationalities`)?
     /// Arguments classified CONCERNED are usable by anyone who sees cases (results are
     /// restricted to visible cases); higher levels need a grant that holds everywhere.
     pub fn authorize_argument(&self, principal: &Principal, key: &str) -> Decision {
-        let Some(level) = self.policy.argument_level(key) else { return Decision::Grant };
+        let Some(level) = self.policy.argument_level(key) else {
+            return Decision::Grant;
+        };
         let scope = self.case_scope(principal);
         let ok = match level {
             Level::Public => true,
-            Level::Concerned => scope.as_ref().is_none_or(|s| !s.states.is_empty() || !s.missions.is_empty()),
+            Level::Concerned => scope
+                .as_ref()
+                .is_none_or(|s| !s.states.is_empty() || !s.missions.is_empty()),
             other => self.policy.grants_everywhere(principal, other),
         };
         if ok {
@@ -251,7 +284,10 @@ impl Access {
         } else {
             Decision::Deny {
                 code: ErrorCode::ForbiddenField,
-                message: format!("the argument {key} filters on {} data this principal cannot read", level.as_str()),
+                message: format!(
+                    "the argument {key} filters on {} data this principal cannot read",
+                    level.as_str()
+                ),
             }
         }
     }
@@ -272,14 +308,24 @@ impl Access {
         if principal.has_role(Role::Auditor) {
             Decision::Grant
         } else {
-            Decision::Deny { code: ErrorCode::Forbidden, message: "reading the audit log requires the auditor role".into() }
+            Decision::Deny {
+                code: ErrorCode::Forbidden,
+                message: "reading the audit log requires the auditor role".into(),
+            }
         }
     }
 
     /// Whether `principal` sees a submission: UN case officers see all of them; others see
     /// accepted ones and their own organisation's (pending, accepted or rejected).
-    pub fn may_see_submission(&self, principal: &Principal, organisation: &str, accepted: bool) -> bool {
-        accepted || principal.has_role(Role::UnCaseOfficer) || principal.organisation.to_string() == organisation
+    pub fn may_see_submission(
+        &self,
+        principal: &Principal,
+        organisation: &str,
+        accepted: bool,
+    ) -> bool {
+        accepted
+            || principal.has_role(Role::UnCaseOfficer)
+            || principal.organisation.to_string() == organisation
     }
 
     /// May `principal` perform `op`? UN case officers write the record; Member States submit
@@ -287,7 +333,8 @@ impl Access {
     pub fn authorize_write(&self, principal: &Principal, op: WriteOperation) -> Decision {
         let ok = match op {
             WriteOperation::SubmitCaseInformation => {
-                matches!(principal.organisation, Organisation::MemberState(_)) && principal.has_role(Role::MemberStateAnalyst)
+                matches!(principal.organisation, Organisation::MemberState(_))
+                    && principal.has_role(Role::MemberStateAnalyst)
             }
             _ => principal.has_role(Role::UnCaseOfficer),
         };
@@ -295,10 +342,15 @@ impl Access {
             Decision::Grant
         } else {
             let needed = match op {
-                WriteOperation::SubmitCaseInformation => "a Member State principal with the member-state-analyst role",
+                WriteOperation::SubmitCaseInformation => {
+                    "a Member State principal with the member-state-analyst role"
+                }
                 _ => "the un-case-officer role",
             };
-            Decision::Deny { code: ErrorCode::Forbidden, message: format!("{op:?} requires {needed}") }
+            Decision::Deny {
+                code: ErrorCode::Forbidden,
+                message: format!("{op:?} requires {needed}"),
+            }
         }
     }
 }
@@ -320,7 +372,10 @@ mod tests {
 
     fn gate() -> Access {
         let fields: BTreeSet<String> = crate::schema::schema_fields();
-        Access::new(Policy::load(EMBEDDED_POLICY, "config/policy.toml", &fields).expect("the bundled policy is valid"))
+        Access::new(
+            Policy::load(EMBEDDED_POLICY, "config/policy.toml", &fields)
+                .expect("the bundled policy is valid"),
+        )
     }
 
     fn case() -> CaseFacts {
@@ -337,13 +392,27 @@ mod tests {
     fn relationships_come_from_the_case() {
         let g = gate();
         let c = case();
-        let mli = g.relationships(&principal("MLI", &[Role::MemberStateAnalyst]), Subject::Case(&c));
+        let mli = g.relationships(
+            &principal("MLI", &[Role::MemberStateAnalyst]),
+            Subject::Case(&c),
+        );
         assert!(mli.has(Relationship::HostState) && !mli.has(Relationship::NationalityState));
-        let tcd = g.relationships(&principal("TCD", &[Role::MemberStateAnalyst]), Subject::Case(&c));
-        assert!(tcd.has(Relationship::NationalityState) && !tcd.has(Relationship::ContributingState));
-        let own = g.relationships(&principal("TCD", &[]), Subject::Victim(&c, Some("TCD"), None));
+        let tcd = g.relationships(
+            &principal("TCD", &[Role::MemberStateAnalyst]),
+            Subject::Case(&c),
+        );
+        assert!(
+            tcd.has(Relationship::NationalityState) && !tcd.has(Relationship::ContributingState)
+        );
+        let own = g.relationships(
+            &principal("TCD", &[]),
+            Subject::Victim(&c, Some("TCD"), None),
+        );
         assert!(own.has(Relationship::OwnVictimState));
-        let other = g.relationships(&principal("TCD", &[]), Subject::Victim(&c, Some("SEN"), Some("SEN")));
+        let other = g.relationships(
+            &principal("TCD", &[]),
+            Subject::Victim(&c, Some("SEN"), Some("SEN")),
+        );
         assert!(!other.has(Relationship::OwnVictimState));
         let fp = g.relationships(&principal("UN", &[Role::FocalPoint]), Subject::Case(&c));
         assert!(fp.has(Relationship::FocalPoint) && fp.has(Relationship::Un));
@@ -352,28 +421,61 @@ mod tests {
     #[test]
     fn only_case_officers_write_and_member_states_submit() {
         let g = gate();
-        assert!(g.authorize_write(&principal("UN", &[Role::UnCaseOfficer]), WriteOperation::ReportCase).granted());
-        for roles in [&[Role::UnAnalyst][..], &[Role::Admin], &[Role::MemberStateAnalyst, Role::Auditor], &[]] {
-            assert!(!g.authorize_write(&principal("UN", roles), WriteOperation::UpdateCase).granted());
+        assert!(g
+            .authorize_write(
+                &principal("UN", &[Role::UnCaseOfficer]),
+                WriteOperation::ReportCase
+            )
+            .granted());
+        for roles in [
+            &[Role::UnAnalyst][..],
+            &[Role::Admin],
+            &[Role::MemberStateAnalyst, Role::Auditor],
+            &[],
+        ] {
+            assert!(!g
+                .authorize_write(&principal("UN", roles), WriteOperation::UpdateCase)
+                .granted());
         }
-        assert!(g.authorize_write(&principal("MLI", &[Role::MemberStateAnalyst]), WriteOperation::SubmitCaseInformation).granted());
-        assert!(!g.authorize_write(&principal("UN", &[Role::UnAnalyst]), WriteOperation::SubmitCaseInformation).granted());
+        assert!(g
+            .authorize_write(
+                &principal("MLI", &[Role::MemberStateAnalyst]),
+                WriteOperation::SubmitCaseInformation
+            )
+            .granted());
+        assert!(!g
+            .authorize_write(
+                &principal("UN", &[Role::UnAnalyst]),
+                WriteOperation::SubmitCaseInformation
+            )
+            .granted());
     }
 
     #[test]
     fn member_states_see_their_cases_and_un_staff_see_all() {
         let g = gate();
         assert_eq!(g.case_scope(&principal("UN", &[Role::UnAnalyst])), None);
-        let scope = g.case_scope(&principal("MLI", &[Role::MemberStateAnalyst])).expect("scoped");
+        let scope = g
+            .case_scope(&principal("MLI", &[Role::MemberStateAnalyst]))
+            .expect("scoped");
         assert_eq!(scope.states, vec!["MLI".to_string()]);
-        let au = g.case_scope(&principal("AU", &[Role::MemberStateAnalyst])).expect("scoped");
-        assert!(au.states.is_empty() && au.missions.is_empty(), "a regional organisation sees no case");
+        let au = g
+            .case_scope(&principal("AU", &[Role::MemberStateAnalyst]))
+            .expect("scoped");
+        assert!(
+            au.states.is_empty() && au.missions.is_empty(),
+            "a regional organisation sees no case"
+        );
     }
 
     #[test]
     fn sealed_is_never_granted() {
         let g = gate();
         let c = case();
-        assert!(!g.may_read_level(&principal("UN", &[Role::UnCaseOfficer, Role::Admin, Role::Auditor]), Level::Sealed, Subject::Case(&c)));
+        assert!(!g.may_read_level(
+            &principal("UN", &[Role::UnCaseOfficer, Role::Admin, Role::Auditor]),
+            Level::Sealed,
+            Subject::Case(&c)
+        ));
     }
 }

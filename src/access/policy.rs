@@ -13,7 +13,20 @@ pub const EMBEDDED_POLICY: &str = include_str!("../../config/policy.toml");
 
 /// Sensitivity levels, aligned with UN ST/SGB/2007/6 and TLP; ordered from least to most
 /// sensitive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    async_graphql::Enum,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Level {
     /// Aggregates, mission list, published final verdicts.
@@ -30,7 +43,13 @@ pub enum Level {
 
 impl Level {
     /// Every level.
-    pub const ALL: [Level; 5] = [Level::Public, Level::Concerned, Level::CaseParties, Level::Restricted, Level::Sealed];
+    pub const ALL: [Level; 5] = [
+        Level::Public,
+        Level::Concerned,
+        Level::CaseParties,
+        Level::Restricted,
+        Level::Sealed,
+    ];
 
     /// Canonical spelling.
     pub fn as_str(self) -> &'static str {
@@ -45,7 +64,20 @@ impl Level {
 }
 
 /// How a principal relates to what it reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema, async_graphql::Enum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    async_graphql::Enum,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Relationship {
     /// Any authenticated principal.
@@ -100,7 +132,10 @@ pub struct Enforcement {
 
 impl Default for Enforcement {
     fn default() -> Self {
-        Self { on_denied_field: OnDenied::Null, small_cell_threshold: 3 }
+        Self {
+            on_denied_field: OnDenied::Null,
+            small_cell_threshold: 3,
+        }
     }
 }
 
@@ -139,13 +174,19 @@ impl Validate for PolicyFile {
         }
         if let Some(sealed) = self.levels.get(&Level::Sealed) {
             if !sealed.relationships.is_empty() || !sealed.roles.is_empty() {
-                v.error("levels.SEALED", "SEALED content never leaves the host-state system: grant it to nobody");
+                v.error(
+                    "levels.SEALED",
+                    "SEALED content never leaves the host-state system: grant it to nobody",
+                );
             }
         }
         for (level, rule) in &self.levels {
             for role in &rule.roles {
                 if Role::parse(role).is_none() {
-                    v.error(&format!("levels.{}.roles", level.as_str()), format!("unknown role `{role}`"));
+                    v.error(
+                        &format!("levels.{}.roles", level.as_str()),
+                        format!("unknown role `{role}`"),
+                    );
                 }
             }
         }
@@ -159,7 +200,10 @@ impl Validate for PolicyFile {
         }
         if let Some(l) = self.convicted_defendant_name {
             if l > *self.fields.get("Defendant.name").unwrap_or(&Level::Sealed) {
-                v.error("convicted_defendant_name", "must not be above the level of Defendant.name");
+                v.error(
+                    "convicted_defendant_name",
+                    "must not be above the level of Defendant.name",
+                );
             }
         }
     }
@@ -219,17 +263,40 @@ impl Relationships {
 impl Policy {
     /// Parses and validates a policy file, and checks it classifies exactly the fields of
     /// the schema (`schema_fields`, `Type.field`).
-    pub fn load(text: &str, label: &str, schema_fields: &BTreeSet<String>) -> Result<Self, PolicyError> {
+    pub fn load(
+        text: &str,
+        label: &str,
+        schema_fields: &BTreeSet<String>,
+    ) -> Result<Self, PolicyError> {
         let file: PolicyFile = load_toml(text, label).map_err(PolicyError::Invalid)?;
-        let missing: Vec<String> = schema_fields.iter().filter(|f| !file.fields.contains_key(*f)).cloned().collect();
+        let missing: Vec<String> = schema_fields
+            .iter()
+            .filter(|f| !file.fields.contains_key(*f))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
-            return Err(PolicyError::Unclassified { file: label.to_string(), missing });
+            return Err(PolicyError::Unclassified {
+                file: label.to_string(),
+                missing,
+            });
         }
-        let unknown: Vec<String> = file.fields.keys().filter(|f| !schema_fields.contains(*f)).cloned().collect();
+        let unknown: Vec<String> = file
+            .fields
+            .keys()
+            .filter(|f| !schema_fields.contains(*f))
+            .cloned()
+            .collect();
         if !unknown.is_empty() {
-            return Err(PolicyError::Unknown { file: label.to_string(), unknown });
+            return Err(PolicyError::Unknown {
+                file: label.to_string(),
+                unknown,
+            });
         }
-        let markings = file.markings.iter().map(|(k, v)| (k.trim().to_lowercase(), *v)).collect();
+        let markings = file
+            .markings
+            .iter()
+            .map(|(k, v)| (k.trim().to_lowercase(), *v))
+            .collect();
         Ok(Self { file, markings })
     }
 
@@ -246,7 +313,10 @@ impl Policy {
     /// The level a source marking raises a record to; an unknown marking is treated as
     /// RESTRICTED (markings can only make things stricter).
     pub fn marking_level(&self, marking: &str) -> Level {
-        self.markings.get(&marking.trim().to_lowercase()).copied().unwrap_or(Level::Restricted)
+        self.markings
+            .get(&marking.trim().to_lowercase())
+            .copied()
+            .unwrap_or(Level::Restricted)
     }
 
     /// The level of a convicted defendant's name.
@@ -264,9 +334,16 @@ impl Policy {
         if level == Level::Sealed {
             return false;
         }
-        let Some(rule) = self.file.levels.get(&level) else { return false };
-        rule.relationships.iter().any(|r| *r == Relationship::Any || rels.has(*r))
-            || rule.roles.iter().any(|r| Role::parse(r).is_some_and(|r| principal.has_role(r)))
+        let Some(rule) = self.file.levels.get(&level) else {
+            return false;
+        };
+        rule.relationships
+            .iter()
+            .any(|r| *r == Relationship::Any || rels.has(*r))
+            || rule
+                .roles
+                .iter()
+                .any(|r| Role::parse(r).is_some_and(|r| principal.has_role(r)))
     }
 
     /// Whether `principal` may read `level` through its roles or its organisation alone,

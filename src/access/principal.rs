@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 /// Regional organisations with their own access level (res. 2589 §7).
-const REGIONAL_ORGANISATIONS: &[&str] = &["AU", "EU", "ECOWAS", "ECCAS", "SADC", "IGAD", "LAS", "OIF", "OSCE"];
+const REGIONAL_ORGANISATIONS: &[&str] = &[
+    "AU", "EU", "ECOWAS", "ECCAS", "SADC", "IGAD", "LAS", "OIF", "OSCE",
+];
 
 /// A role a token may carry (claim `roles`, kebab-case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, async_graphql::Enum)]
@@ -26,8 +28,14 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: &'static [Role] =
-        &[Role::UnCaseOfficer, Role::UnAnalyst, Role::FocalPoint, Role::MemberStateAnalyst, Role::Auditor, Role::Admin];
+    pub const ALL: &'static [Role] = &[
+        Role::UnCaseOfficer,
+        Role::UnAnalyst,
+        Role::FocalPoint,
+        Role::MemberStateAnalyst,
+        Role::Auditor,
+        Role::Admin,
+    ];
 
     /// The claim spelling.
     pub fn as_str(self) -> &'static str {
@@ -144,9 +152,18 @@ mod tests {
 
     #[test]
     fn organisations_parse_by_kind() {
-        assert!(matches!(Organisation::parse("MLI"), Ok(Organisation::MemberState(_))));
-        assert!(matches!(Organisation::parse("UN/DPO"), Ok(Organisation::UnEntity(_))));
-        assert!(matches!(Organisation::parse("AU"), Ok(Organisation::RegionalOrganisation(_))));
+        assert!(matches!(
+            Organisation::parse("MLI"),
+            Ok(Organisation::MemberState(_))
+        ));
+        assert!(matches!(
+            Organisation::parse("UN/DPO"),
+            Ok(Organisation::UnEntity(_))
+        ));
+        assert!(matches!(
+            Organisation::parse("AU"),
+            Ok(Organisation::RegionalOrganisation(_))
+        ));
         for bad in ["mli", "XXX", "UN/", "", "ACME"] {
             assert!(Organisation::parse(bad).is_err(), "{bad} accepted");
         }
@@ -154,8 +171,14 @@ mod tests {
 
     #[test]
     fn unknown_roles_grant_nothing() {
-        let p = Principal::from_claims("i", "s", "FRA", &["member-state-analyst".into(), "superuser".into()], &[])
-            .expect("valid");
+        let p = Principal::from_claims(
+            "i",
+            "s",
+            "FRA",
+            &["member-state-analyst".into(), "superuser".into()],
+            &[],
+        )
+        .expect("valid");
         assert_eq!(p.roles.len(), 1);
         assert!(p.has_role(Role::MemberStateAnalyst));
     }

@@ -155,7 +155,10 @@ pub struct ConfigErrors {
 impl ConfigErrors {
     /// One error for the whole file.
     pub fn single(error: ConfigError) -> Self {
-        Self { file: error.file.clone(), errors: vec![error] }
+        Self {
+            file: error.file.clone(),
+            errors: vec![error],
+        }
     }
 }
 

@@ -82,7 +82,11 @@ pub struct AccessConfig {
 
 impl Default for AccessConfig {
     fn default() -> Self {
-        Self { policy_file: String::new(), cursor_secret: String::new(), audit: true }
+        Self {
+            policy_file: String::new(),
+            cursor_secret: String::new(),
+            audit: true,
+        }
     }
 }
 
@@ -90,16 +94,11 @@ impl Default for AccessConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
+#[derive(Default)]
 pub struct ConnectorsConfig {
     /// Folder of connector files (`*.toml`), relative to the working directory. Empty: no
     /// connectors. A folder that does not exist is skipped with a warning.
     pub dir: String,
-}
-
-impl Default for ConnectorsConfig {
-    fn default() -> Self {
-        Self { dir: String::new() }
-    }
 }
 
 /// HTTP server settings.

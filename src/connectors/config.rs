@@ -1,19 +1,21 @@
 //! One connector file (`connectors/<id>.toml`), as host-state IT writes it.
 
+use super::file::FileConfig;
 use super::graphql::GraphqlConfig;
 use super::mapping::MappingConfig;
 use super::protocol::ProtocolConfig;
 use super::rest::RestConfig;
 use super::runtime_config::RuntimeConfig;
 use super::upstream::{UpstreamAuthConfig, UpstreamTlsConfig};
-use super::file::FileConfig;
 use crate::config::{Validate, Validation};
 use crate::domain::CountryCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The kind of system a connector talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, async_graphql::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, async_graphql::Enum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
     /// An existing JSON API, described by request templates and a mapping (`[rest]`).
@@ -39,7 +41,9 @@ impl ConnectorKind {
 }
 
 /// How a UN case is matched to a national file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, async_graphql::Enum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, async_graphql::Enum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchBy {
     /// The national system stores the UN case reference (e.g. `MINUSMA-20210113`).
@@ -102,7 +106,9 @@ fn yes() -> bool {
 /// Checks an identifier: lowercase letters, digits, hyphens; 2 to 64 characters.
 pub fn valid_id(id: &str) -> bool {
     (2..=64).contains(&id.len())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
 }
 
@@ -110,14 +116,20 @@ impl Validate for ConnectorFile {
     fn validate(&self, v: &mut Validation) {
         if let Some(id) = &self.id {
             if !valid_id(id) {
-                v.error("id", "use 2 to 64 lowercase letters, digits or hyphens, starting with a letter");
+                v.error(
+                    "id",
+                    "use 2 to 64 lowercase letters, digits or hyphens, starting with a letter",
+                );
             }
         }
         if self.name.trim().is_empty() {
             v.error("name", "must not be empty");
         }
         if self.host_states.is_empty() {
-            v.error("host_states", "name at least one host state (ISO alpha-3, e.g. [\"MLI\"])");
+            v.error(
+                "host_states",
+                "name at least one host state (ISO alpha-3, e.g. [\"MLI\"])",
+            );
         }
         for h in &self.host_states {
             if let Err(e) = CountryCode::parse(h) {
@@ -137,18 +149,34 @@ impl Validate for ConnectorFile {
         ];
         for (kind, present) in sections {
             if kind == self.kind && !present {
-                v.error(kind.as_str(), format!("kind = \"{0}\" needs a [{0}] table", kind.as_str()));
+                v.error(
+                    kind.as_str(),
+                    format!("kind = \"{0}\" needs a [{0}] table", kind.as_str()),
+                );
             }
             if kind != self.kind && present {
-                v.error(kind.as_str(), format!("a [{}] table does not apply to kind = \"{}\"", kind.as_str(), self.kind.as_str()));
+                v.error(
+                    kind.as_str(),
+                    format!(
+                        "a [{}] table does not apply to kind = \"{}\"",
+                        kind.as_str(),
+                        self.kind.as_str()
+                    ),
+                );
             }
         }
         match (self.kind, &self.mapping) {
             (ConnectorKind::Protocol, Some(_)) => {
-                v.error("mapping", "kind = \"protocol\" records are canonical: remove [mapping]");
+                v.error(
+                    "mapping",
+                    "kind = \"protocol\" records are canonical: remove [mapping]",
+                );
             }
             (ConnectorKind::Protocol, None) => {}
-            (_, None) => v.error("mapping", format!("kind = \"{}\" needs a [mapping] table", self.kind.as_str())),
+            (_, None) => v.error(
+                "mapping",
+                format!("kind = \"{}\" needs a [mapping] table", self.kind.as_str()),
+            ),
             (_, Some(m)) => m.validate_into(v),
         }
         if let Some(r) = &self.rest {
@@ -163,8 +191,13 @@ impl Validate for ConnectorFile {
         if let Some(p) = &self.protocol {
             p.validate_into(v);
         }
-        if self.kind == ConnectorKind::File && !matches!(self.auth.kind, super::upstream::UpstreamAuthKind::None) {
-            v.error("auth.kind", "kind = \"file\" reads local files: remove [auth]");
+        if self.kind == ConnectorKind::File
+            && !matches!(self.auth.kind, super::upstream::UpstreamAuthKind::None)
+        {
+            v.error(
+                "auth.kind",
+                "kind = \"file\" reads local files: remove [auth]",
+            );
         }
     }
 }

@@ -58,7 +58,10 @@ pub struct ConnectorError {
 impl ConnectorError {
     /// A new error.
     pub fn new(kind: ConnectorErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// Timeout.

@@ -2,7 +2,9 @@
 //! (RFC 6901) say where each field is, and tables map national labels ("information judiciaire")
 //! onto the canonical vocabulary. Unmapped labels are kept and reported, never dropped.
 
-use super::model::{CaseStage, Court, CourtType, Defendant, DefendantStatus, Mapped, Proceedings, StageEntry};
+use super::model::{
+    CaseStage, Court, CourtType, Defendant, DefendantStatus, Mapped, Proceedings, StageEntry,
+};
 use crate::config::Validation;
 use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
@@ -143,7 +145,11 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .ok()
-        .or_else(|| parse_date(s).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc()))
+        .or_else(|| {
+            parse_date(s)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|t| t.and_utc())
+        })
 }
 
 struct Tables {
@@ -165,11 +171,28 @@ impl Mapping {
     /// Prepares a mapping (labels normalised once).
     pub fn new(config: MappingConfig) -> Self {
         let t = Tables {
-            stages: config.stages.iter().map(|(k, v)| (normalise_label(k), *v)).collect(),
-            defendants: config.defendant_statuses.iter().map(|(k, v)| (normalise_label(k), *v)).collect(),
-            courts: config.court_types.iter().map(|(k, v)| (normalise_label(k), *v)).collect(),
+            stages: config
+                .stages
+                .iter()
+                .map(|(k, v)| (normalise_label(k), *v))
+                .collect(),
+            defendants: config
+                .defendant_statuses
+                .iter()
+                .map(|(k, v)| (normalise_label(k), *v))
+                .collect(),
+            courts: config
+                .court_types
+                .iter()
+                .map(|(k, v)| (normalise_label(k), *v))
+                .collect(),
         };
-        Self { config, stages: t.stages, defendants: t.defendants, courts: t.courts }
+        Self {
+            config,
+            stages: t.stages,
+            defendants: t.defendants,
+            courts: t.courts,
+        }
     }
 
     /// The configuration.
@@ -179,10 +202,16 @@ impl Mapping {
 
     /// The records of a response.
     pub fn records<'a>(&self, response: &'a Value) -> Result<Vec<&'a Value>, MappingError> {
-        let at = if self.config.records.is_empty() { Some(response) } else { response.pointer(&self.config.records) };
+        let at = if self.config.records.is_empty() {
+            Some(response)
+        } else {
+            response.pointer(&self.config.records)
+        };
         match at {
             Some(Value::Array(items)) => Ok(items.iter().collect()),
-            Some(Value::Null) | None if !self.config.records.is_empty() => Err(MappingError::NoRecords(self.config.records.clone())),
+            Some(Value::Null) | None if !self.config.records.is_empty() => {
+                Err(MappingError::NoRecords(self.config.records.clone()))
+            }
             Some(obj @ Value::Object(_)) => Ok(vec![obj]),
             Some(Value::Null) => Ok(vec![]),
             _ => Err(MappingError::NoRecords(self.config.records.clone())),
@@ -191,11 +220,17 @@ impl Mapping {
 
     /// The key a record answers.
     pub fn key_of(&self, record: &Value) -> Result<String, MappingError> {
-        record.pointer(&self.config.key).and_then(text).ok_or_else(|| MappingError::MissingKey(self.config.key.clone()))
+        record
+            .pointer(&self.config.key)
+            .and_then(text)
+            .ok_or_else(|| MappingError::MissingKey(self.config.key.clone()))
     }
 
     fn stage(&self, label: &str) -> Mapped<CaseStage> {
-        self.stages.get(&normalise_label(label)).map_or_else(|| Mapped::Unmapped(label.to_string()), |s| Mapped::Known(*s))
+        self.stages.get(&normalise_label(label)).map_or_else(
+            || Mapped::Unmapped(label.to_string()),
+            |s| Mapped::Known(*s),
+        )
     }
 
     /// Maps one record; the report lists what was missing or unmapped.
@@ -223,8 +258,12 @@ impl Mapping {
         let court_name = get("court_name", &c.court_name).and_then(text);
         let court_label = get("court_type", &c.court_type).and_then(text);
         let charges_v = get("charges", &c.charges).cloned();
-        let next_hearing = get("next_hearing", &c.next_hearing).and_then(text).and_then(|s| parse_date(&s));
-        let updated_at = get("updated_at", &c.updated_at).and_then(text).and_then(|s| parse_time(&s));
+        let next_hearing = get("next_hearing", &c.next_hearing)
+            .and_then(text)
+            .and_then(|s| parse_date(&s));
+        let updated_at = get("updated_at", &c.updated_at)
+            .and_then(text)
+            .and_then(|s| parse_time(&s));
         let marking = get("marking", &c.marking).and_then(text);
         let stage = stage_label.as_deref().map(|l| self.stage(l));
         if let Some(Mapped::Unmapped(l)) = &stage {
@@ -235,15 +274,22 @@ impl Mapping {
             match record.pointer(&h.list) {
                 Some(Value::Array(items)) => {
                     for item in items {
-                        let Some(label) = item.pointer(&h.stage).and_then(text) else { continue };
+                        let Some(label) = item.pointer(&h.stage).and_then(text) else {
+                            continue;
+                        };
                         let mapped = self.stage(&label);
                         if let Mapped::Unmapped(l) = &mapped {
-                            report.unmapped.push(("stage_history.stage".into(), l.clone()));
+                            report
+                                .unmapped
+                                .push(("stage_history.stage".into(), l.clone()));
                         }
                         stage_history.push(StageEntry {
                             stage: mapped,
                             national_label: label,
-                            date: item.pointer(&h.date).and_then(text).and_then(|s| parse_date(&s)),
+                            date: item
+                                .pointer(&h.date)
+                                .and_then(text)
+                                .and_then(|s| parse_date(&s)),
                         });
                     }
                     stage_history.sort_by_key(|e| e.date);
@@ -260,7 +306,10 @@ impl Mapping {
                 |t| Mapped::Known(*t),
             )
         });
-        let court = (court_name.is_some() || court_type.is_some()).then(|| Court { name: court_name, court_type });
+        let court = (court_name.is_some() || court_type.is_some()).then_some(Court {
+            name: court_name,
+            court_type,
+        });
         let charges = match charges_v {
             Some(Value::Array(items)) => items
                 .iter()
@@ -277,13 +326,21 @@ impl Mapping {
             match record.pointer(&d.list) {
                 Some(Value::Array(items)) => {
                     for item in items {
-                        let at = |p: &Option<String>| p.as_ref().and_then(|p| item.pointer(p)).filter(|v| !v.is_null());
+                        let at = |p: &Option<String>| {
+                            p.as_ref()
+                                .and_then(|p| item.pointer(p))
+                                .filter(|v| !v.is_null())
+                        };
                         let status_label = at(&d.status).and_then(text);
-                        let national_status = at(&d.national_status).and_then(text).or_else(|| status_label.clone());
+                        let national_status = at(&d.national_status)
+                            .and_then(text)
+                            .or_else(|| status_label.clone());
                         let status = status_label.as_ref().map(|l| {
                             self.defendants.get(&normalise_label(l)).map_or_else(
                                 || {
-                                    report.unmapped.push(("defendants.status".into(), l.clone()));
+                                    report
+                                        .unmapped
+                                        .push(("defendants.status".into(), l.clone()));
                                     Mapped::Unmapped(l.clone())
                                 },
                                 |s| Mapped::Known(*s),
@@ -334,7 +391,10 @@ impl Mapping {
 
 fn check_pointer(v: &mut Validation, key: &str, p: &str, allow_empty: bool) {
     if (p.is_empty() && !allow_empty) || (!p.is_empty() && !p.starts_with('/')) {
-        v.error(key, format!("`{p}` is not a JSON pointer: it starts with `/`, e.g. \"/dossier/reference\""));
+        v.error(
+            key,
+            format!("`{p}` is not a JSON pointer: it starts with `/`, e.g. \"/dossier/reference\""),
+        );
     }
 }
 
@@ -367,34 +427,61 @@ impl MappingConfig {
         }
         if let Some(d) = &self.defendants {
             check_pointer(v, "mapping.defendants.list", &d.list, false);
-            for (k, p) in [("name", &d.name), ("status", &d.status), ("in_absentia", &d.in_absentia), ("verdict", &d.verdict), ("sentence", &d.sentence)] {
+            for (k, p) in [
+                ("name", &d.name),
+                ("status", &d.status),
+                ("in_absentia", &d.in_absentia),
+                ("verdict", &d.verdict),
+                ("sentence", &d.sentence),
+            ] {
                 if let Some(p) = p {
                     check_pointer(v, &format!("mapping.defendants.{k}"), p, false);
                 }
             }
             if d.status.is_some() && self.defendant_statuses.is_empty() {
-                v.error("mapping.defendant_statuses", "defendants.status is mapped but the defendant_statuses table is empty");
+                v.error(
+                    "mapping.defendant_statuses",
+                    "defendants.status is mapped but the defendant_statuses table is empty",
+                );
             }
         }
         if (self.stage.is_some() || self.stage_history.is_some()) && self.stages.is_empty() {
-            v.error("mapping.stages", "a stage is mapped but the stages table is empty");
+            v.error(
+                "mapping.stages",
+                "a stage is mapped but the stages table is empty",
+            );
         }
         if self.court_type.is_some() && self.court_types.is_empty() {
-            v.error("mapping.court_types", "court_type is mapped but the court_types table is empty");
+            v.error(
+                "mapping.court_types",
+                "court_type is mapped but the court_types table is empty",
+            );
         }
         dup_labels(v, "mapping.stages", self.stages.keys());
-        dup_labels(v, "mapping.defendant_statuses", self.defendant_statuses.keys());
+        dup_labels(
+            v,
+            "mapping.defendant_statuses",
+            self.defendant_statuses.keys(),
+        );
         dup_labels(v, "mapping.court_types", self.court_types.keys());
     }
 
     /// Canonical stages no national label maps to (reported by `check-config` as notes).
     pub fn uncovered_stages(&self) -> Vec<CaseStage> {
-        CaseStage::ALL.iter().copied().filter(|s| !self.stages.values().any(|v| v == s)).collect()
+        CaseStage::ALL
+            .iter()
+            .copied()
+            .filter(|s| !self.stages.values().any(|v| v == s))
+            .collect()
     }
 
     /// Canonical defendant statuses no national label maps to.
     pub fn uncovered_defendant_statuses(&self) -> Vec<DefendantStatus> {
-        DefendantStatus::ALL.iter().copied().filter(|s| !self.defendant_statuses.values().any(|v| v == s)).collect()
+        DefendantStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| !self.defendant_statuses.values().any(|v| v == s))
+            .collect()
     }
 }
 
@@ -402,7 +489,12 @@ fn dup_labels<'a>(v: &mut Validation, key: &str, labels: impl Iterator<Item = &'
     let mut seen = BTreeMap::new();
     for l in labels {
         if let Some(first) = seen.insert(normalise_label(l), l.clone()) {
-            v.error(key, format!("labels `{first}` and `{l}` are the same once case and spacing are ignored"));
+            v.error(
+                key,
+                format!(
+                    "labels `{first}` and `{l}` are the same once case and spacing are ignored"
+                ),
+            );
         }
     }
 }
@@ -418,7 +510,11 @@ mod tests {
             key: "/reference_onu".into(),
             national_reference: Some("/numero".into()),
             stage: Some("/etat".into()),
-            stage_history: Some(StageHistoryMapping { list: "/historique".into(), stage: "/etat".into(), date: "/date".into() }),
+            stage_history: Some(StageHistoryMapping {
+                list: "/historique".into(),
+                stage: "/etat".into(),
+                date: "/date".into(),
+            }),
             court_name: Some("/juridiction/nom".into()),
             court_type: Some("/juridiction/type".into()),
             charges: Some("/chefs".into()),
@@ -433,8 +529,14 @@ mod tests {
             }),
             next_hearing: Some("/prochaine_audience".into()),
             stages: [
-                ("Information judiciaire".to_string(), CaseStage::UnderInvestigation),
-                ("Renvoi devant la cour d’assises".to_string(), CaseStage::TrialScheduled),
+                (
+                    "Information judiciaire".to_string(),
+                    CaseStage::UnderInvestigation,
+                ),
+                (
+                    "Renvoi devant la cour d’assises".to_string(),
+                    CaseStage::TrialScheduled,
+                ),
                 ("Arrêt rendu".to_string(), CaseStage::Judgment),
             ]
             .into(),
@@ -461,27 +563,55 @@ mod tests {
         assert_eq!(p.key, "MINUSMA-20150528");
         assert_eq!(p.stage, Some(Mapped::Known(CaseStage::Judgment)));
         assert_eq!(p.stage_history.len(), 2);
-        assert_eq!(p.stage_history[0].stage, Mapped::Known(CaseStage::UnderInvestigation), "sorted by date");
-        assert_eq!(p.court.as_ref().and_then(|c| c.court_type.clone()), Some(Mapped::Known(CourtType::Civilian)));
+        assert_eq!(
+            p.stage_history[0].stage,
+            Mapped::Known(CaseStage::UnderInvestigation),
+            "sorted by date"
+        );
+        assert_eq!(
+            p.court.as_ref().and_then(|c| c.court_type.clone()),
+            Some(Mapped::Known(CourtType::Civilian))
+        );
         assert_eq!(p.charges, vec!["assassinat", "terrorisme"]);
-        assert_eq!(p.defendants[0].status, Some(Mapped::Known(DefendantStatus::Convicted)));
+        assert_eq!(
+            p.defendants[0].status,
+            Some(Mapped::Known(DefendantStatus::Convicted))
+        );
         assert_eq!(p.defendants[0].in_absentia, Some(true));
-        assert_eq!(p.defendants[1].status, Some(Mapped::Unmapped("en fuite".into())), "unmapped labels are kept");
-        assert_eq!(report.unmapped, vec![("defendants.status".to_string(), "en fuite".to_string())]);
-        assert_eq!(report.missing, vec!["next_hearing (/prochaine_audience)".to_string()]);
+        assert_eq!(
+            p.defendants[1].status,
+            Some(Mapped::Unmapped("en fuite".into())),
+            "unmapped labels are kept"
+        );
+        assert_eq!(
+            report.unmapped,
+            vec![("defendants.status".to_string(), "en fuite".to_string())]
+        );
+        assert_eq!(
+            report.missing,
+            vec!["next_hearing (/prochaine_audience)".to_string()]
+        );
     }
 
     #[test]
     fn a_record_without_its_key_is_refused() {
         let m = mapping();
-        assert_eq!(m.apply(&json!({"numero": "1"})), Err(MappingError::MissingKey("/reference_onu".into())));
+        assert_eq!(
+            m.apply(&json!({"numero": "1"})),
+            Err(MappingError::MissingKey("/reference_onu".into()))
+        );
         assert!(m.records(&json!({"autre": []})).is_err());
     }
 
     #[test]
     fn bad_pointers_and_empty_tables_are_reported() {
         let mut v = Validation::new();
-        MappingConfig { key: "reference".into(), stage: Some("/etat".into()), ..Default::default() }.validate_into(&mut v);
+        MappingConfig {
+            key: "reference".into(),
+            stage: Some("/etat".into()),
+            ..Default::default()
+        }
+        .validate_into(&mut v);
         let keys: Vec<&str> = v.errors().iter().map(|(k, _)| k.as_str()).collect();
         assert!(keys.contains(&"mapping.key"), "{keys:?}");
         assert!(keys.contains(&"mapping.stages"), "{keys:?}");

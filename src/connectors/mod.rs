@@ -51,7 +51,11 @@ pub trait Connector: Send + Sync + 'static {
     /// Like `fetch`, asking only for the parts of the records in `fields` (and always the key
     /// and the marking). Kinds whose systems answer whole records ignore `fields`; they say so
     /// with [`Connector::selects_fields`].
-    async fn fetch_fields(&self, keys: &[String], fields: model::FieldMask) -> Result<Fetched, ConnectorError> {
+    async fn fetch_fields(
+        &self,
+        keys: &[String],
+        fields: model::FieldMask,
+    ) -> Result<Fetched, ConnectorError> {
         let _ = fields;
         self.fetch(keys).await
     }
@@ -100,7 +104,9 @@ impl Connectors {
 
     /// From built handles.
     pub fn new(list: Vec<Arc<ConnectorHandle>>) -> Self {
-        Self { list: Arc::new(list) }
+        Self {
+            list: Arc::new(list),
+        }
     }
 
     /// Every connector.
@@ -114,8 +120,14 @@ impl Connectors {
     }
 
     /// Indices of the connectors covering a host state.
-    pub fn for_host_state<'a>(&'a self, host_state: &'a str) -> impl Iterator<Item = (usize, &'a Arc<ConnectorHandle>)> + 'a {
-        self.list.iter().enumerate().filter(move |(_, c)| c.host_states.iter().any(|h| h == host_state))
+    pub fn for_host_state<'a>(
+        &'a self,
+        host_state: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a Arc<ConnectorHandle>)> + 'a {
+        self.list
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.host_states.iter().any(|h| h == host_state))
     }
 
     /// A connector by index.
@@ -175,7 +187,10 @@ pub struct LoadedFile {
 /// every file before failing.
 pub fn load_dir(dir: &Path) -> Result<Vec<LoadedFile>, ConnectorSetupError> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| ConnectorSetupError::Folder { path: dir.to_path_buf(), source })?
+        .map_err(|source| ConnectorSetupError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
@@ -188,16 +203,19 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedFile>, ConnectorSetupError> {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(ConfigErrors::single(crate::config::ConfigError::whole_file(&label, format!("cannot read: {e}"))));
+                errors.push(ConfigErrors::single(
+                    crate::config::ConfigError::whole_file(&label, format!("cannot read: {e}")),
+                ));
                 continue;
             }
         };
         match crate::config::load_toml::<ConnectorFile>(&text, &label) {
             Ok(file) => {
-                let id = file
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+                let id = file.id.clone().unwrap_or_else(|| {
+                    path.file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                });
                 if !config::valid_id(&id) {
                     errors.push(ConfigErrors::single(crate::config::ConfigError::whole_file(
                         &label,
@@ -206,7 +224,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedFile>, ConnectorSetupError> {
                     continue;
                 }
                 if let Some(first) = loaded.iter().find(|l| l.id == id) {
-                    return Err(ConnectorSetupError::DuplicateId { id, first: first.path.display().to_string(), second: label });
+                    return Err(ConnectorSetupError::DuplicateId {
+                        id,
+                        first: first.path.display().to_string(),
+                        second: label,
+                    });
                 }
                 loaded.push(LoadedFile { id, path, file });
             }
@@ -230,32 +252,67 @@ pub async fn build(loaded: &LoadedFile) -> Result<ConnectorHandle, ConnectorSetu
     let base_dir = loaded.path.parent().unwrap_or_else(|| Path::new("."));
     let (inner, mapping): (Arc<dyn Connector>, mapping::Mapping) = match f.kind {
         ConnectorKind::Protocol => {
-            let p = f.protocol.as_ref().ok_or_else(|| fail("missing [protocol]".into()))?;
+            let p = f
+                .protocol
+                .as_ref()
+                .ok_or_else(|| fail("missing [protocol]".into()))?;
             let upstream = upstream::Upstream::new(&loaded.id, &f.auth, f.tls.as_ref(), &f.runtime)
                 .await
                 .map_err(|e| fail(e.to_string()))?;
-            (Arc::new(protocol::ProtocolConnector::new(p.clone(), f.match_by, upstream)), protocol::canonical_mapping())
+            (
+                Arc::new(protocol::ProtocolConnector::new(
+                    p.clone(),
+                    f.match_by,
+                    upstream,
+                )),
+                protocol::canonical_mapping(),
+            )
         }
         kind => {
-            let mapping = mapping::Mapping::new(f.mapping.clone().ok_or_else(|| fail("missing [mapping]".into()))?);
+            let mapping = mapping::Mapping::new(
+                f.mapping
+                    .clone()
+                    .ok_or_else(|| fail("missing [mapping]".into()))?,
+            );
             let inner: Arc<dyn Connector> = match kind {
                 ConnectorKind::Rest => {
-                    let r = f.rest.as_ref().ok_or_else(|| fail("missing [rest]".into()))?;
-                    let upstream = upstream::Upstream::new(&loaded.id, &f.auth, f.tls.as_ref(), &f.runtime)
-                        .await
-                        .map_err(|e| fail(e.to_string()))?;
-                    Arc::new(rest::RestConnector::new(r.clone(), mapping.clone(), upstream).with_max_concurrency(f.runtime.max_concurrency))
+                    let r = f
+                        .rest
+                        .as_ref()
+                        .ok_or_else(|| fail("missing [rest]".into()))?;
+                    let upstream =
+                        upstream::Upstream::new(&loaded.id, &f.auth, f.tls.as_ref(), &f.runtime)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                    Arc::new(
+                        rest::RestConnector::new(r.clone(), mapping.clone(), upstream)
+                            .with_max_concurrency(f.runtime.max_concurrency),
+                    )
                 }
                 ConnectorKind::Graphql => {
-                    let g = f.graphql.as_ref().ok_or_else(|| fail("missing [graphql]".into()))?;
-                    let upstream = upstream::Upstream::new(&loaded.id, &f.auth, f.tls.as_ref(), &f.runtime)
-                        .await
-                        .map_err(|e| fail(e.to_string()))?;
-                    Arc::new(graphql::GraphqlConnector::new(g.clone(), mapping.clone(), upstream))
+                    let g = f
+                        .graphql
+                        .as_ref()
+                        .ok_or_else(|| fail("missing [graphql]".into()))?;
+                    let upstream =
+                        upstream::Upstream::new(&loaded.id, &f.auth, f.tls.as_ref(), &f.runtime)
+                            .await
+                            .map_err(|e| fail(e.to_string()))?;
+                    Arc::new(graphql::GraphqlConnector::new(
+                        g.clone(),
+                        mapping.clone(),
+                        upstream,
+                    ))
                 }
                 ConnectorKind::File => {
-                    let c = f.file.as_ref().ok_or_else(|| fail("missing [file]".into()))?;
-                    Arc::new(file::FileConnector::new(&loaded.id, c.clone(), mapping.clone(), base_dir).map_err(fail)?)
+                    let c = f
+                        .file
+                        .as_ref()
+                        .ok_or_else(|| fail("missing [file]".into()))?;
+                    Arc::new(
+                        file::FileConnector::new(&loaded.id, c.clone(), mapping.clone(), base_dir)
+                            .map_err(fail)?,
+                    )
                 }
                 ConnectorKind::Protocol => unreachable!("handled above"),
             };
@@ -266,7 +323,11 @@ pub async fn build(loaded: &LoadedFile) -> Result<ConnectorHandle, ConnectorSetu
         id: loaded.id.clone(),
         name: f.name.clone(),
         kind: f.kind,
-        host_states: f.host_states.iter().map(|h| h.trim().to_ascii_uppercase()).collect(),
+        host_states: f
+            .host_states
+            .iter()
+            .map(|h| h.trim().to_ascii_uppercase())
+            .collect(),
         match_by: f.match_by,
         runtime: ConnectorRuntime::new(&loaded.id, inner, mapping, f.runtime.clone()),
     })

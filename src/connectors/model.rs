@@ -262,6 +262,10 @@ impl FieldMask {
 
     /// The protocol names of the fields in the mask.
     pub fn names(self) -> Vec<&'static str> {
-        Self::NAMES.iter().filter(|(_, b)| self.0 & b != 0).map(|(n, _)| *n).collect()
+        Self::NAMES
+            .iter()
+            .filter(|(_, b)| self.0 & b != 0)
+            .map(|(n, _)| *n)
+            .collect()
     }
 }

@@ -129,7 +129,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl ConnectorRuntime {
     /// Wraps a connector.
-    pub fn new(id: &str, inner: Arc<dyn Connector>, mapping: Mapping, config: RuntimeConfig) -> Self {
+    pub fn new(
+        id: &str,
+        inner: Arc<dyn Connector>,
+        mapping: Mapping,
+        config: RuntimeConfig,
+    ) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_capacity)
             .time_to_live(Duration::from_secs(config.max_stale_secs.max(1)))
@@ -173,8 +178,16 @@ impl ConnectorRuntime {
     /// Like [`ConnectorRuntime::lookup`], asking only for `fields` from systems that can answer
     /// field by field. A cached record serves only lookups whose fields it covers.
     #[tracing::instrument(skip(self, keys), fields(connector = %self.id, keys = keys.len()))]
-    pub async fn lookup_fields(&self, keys: &[String], fields: FieldMask) -> HashMap<String, Lookup> {
-        let fields = if self.inner.selects_fields() { fields } else { FieldMask::ALL };
+    pub async fn lookup_fields(
+        &self,
+        keys: &[String],
+        fields: FieldMask,
+    ) -> HashMap<String, Lookup> {
+        let fields = if self.inner.selects_fields() {
+            fields
+        } else {
+            FieldMask::ALL
+        };
         let ttl = Duration::from_secs(self.config.cache_ttl_secs);
         let max_stale = Duration::from_secs(self.config.max_stale_secs);
         let mut out = HashMap::with_capacity(keys.len());
@@ -201,14 +214,23 @@ impl ConnectorRuntime {
         if missing.is_empty() {
             return out;
         }
-        let chunks: Vec<Vec<String>> = missing.chunks(self.config.batch_size).map(<[String]>::to_vec).collect();
-        let results = futures::future::join_all(chunks.iter().map(|chunk| self.fetch_mapped(chunk, fields))).await;
+        let chunks: Vec<Vec<String>> = missing
+            .chunks(self.config.batch_size)
+            .map(<[String]>::to_vec)
+            .collect();
+        let results =
+            futures::future::join_all(chunks.iter().map(|chunk| self.fetch_mapped(chunk, fields)))
+                .await;
         for (chunk, result) in chunks.into_iter().zip(results) {
             match result {
                 Ok(records) => {
                     let now = Instant::now();
                     for key in chunk {
-                        let entry = Arc::new(CacheEntry { record: records.get(&key).cloned(), fetched_at: now, fields });
+                        let entry = Arc::new(CacheEntry {
+                            record: records.get(&key).cloned(),
+                            fetched_at: now,
+                            fields,
+                        });
                         self.cache.insert(key.clone(), Arc::clone(&entry)).await;
                         out.insert(key, self.serve(&entry, FreshnessState::Live));
                     }
@@ -233,22 +255,37 @@ impl ConnectorRuntime {
     }
 
     fn serve(&self, entry: &CacheEntry, freshness: FreshnessState) -> Lookup {
-        let Some(record) = &entry.record else { return Lookup::NotKnown };
+        let Some(record) = &entry.record else {
+            return Lookup::NotKnown;
+        };
         match self.mapping.apply(record) {
-            Ok((proceedings, _)) => Lookup::Found(Arc::new(Served { proceedings, freshness, age: entry.fetched_at.elapsed() })),
-            Err(e) => Lookup::Failed(ConnectorError::bad_response(format!("connector {}: {e}", self.id))),
+            Ok((proceedings, _)) => Lookup::Found(Arc::new(Served {
+                proceedings,
+                freshness,
+                age: entry.fetched_at.elapsed(),
+            })),
+            Err(e) => Lookup::Failed(ConnectorError::bad_response(format!(
+                "connector {}: {e}",
+                self.id
+            ))),
         }
     }
 
     /// One protected upstream call for a chunk, records indexed by key.
-    async fn fetch_mapped(&self, keys: &[String], fields: FieldMask) -> Result<HashMap<String, Value>, ConnectorError> {
+    async fn fetch_mapped(
+        &self,
+        keys: &[String],
+        fields: FieldMask,
+    ) -> Result<HashMap<String, Value>, ConnectorError> {
         let fetched = self.call(keys, fields).await?;
         let mut by_key = HashMap::new();
         for record in fetched.records {
-            let key = self
-                .mapping
-                .key_of(&record)
-                .map_err(|e| self.fail_after_call(ConnectorError::bad_response(format!("connector {}: {e}", self.id))))?;
+            let key = self.mapping.key_of(&record).map_err(|e| {
+                self.fail_after_call(ConnectorError::bad_response(format!(
+                    "connector {}: {e}",
+                    self.id
+                )))
+            })?;
             by_key.entry(key).or_insert(record);
         }
         Ok(by_key)
@@ -261,11 +298,18 @@ impl ConnectorRuntime {
 
     /// Calls the connector through the breaker, the concurrency limit, the timeout and the
     /// retry policy.
-    pub(crate) async fn call(&self, keys: &[String], fields: FieldMask) -> Result<super::Fetched, ConnectorError> {
+    pub(crate) async fn call(
+        &self,
+        keys: &[String],
+        fields: FieldMask,
+    ) -> Result<super::Fetched, ConnectorError> {
         if !self.breaker_allows() {
             let err = ConnectorError::new(
                 ConnectorErrorKind::CircuitOpen,
-                format!("connector {}: circuit open after repeated failures; not called", self.id),
+                format!(
+                    "connector {}: circuit open after repeated failures; not called",
+                    self.id
+                ),
             );
             return Err(err);
         }
@@ -278,15 +322,23 @@ impl ConnectorRuntime {
                     "connector {}: all {} connections busy for {} ms",
                     self.id, self.config.max_concurrency, self.config.timeout_ms
                 ))),
-                Ok(Ok(_permit)) => match tokio::time::timeout(timeout, self.inner.fetch_fields(keys, fields)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(ConnectorError::timeout(format!("connector {}: no answer within {} ms", self.id, self.config.timeout_ms))),
-                },
+                Ok(Ok(_permit)) => {
+                    match tokio::time::timeout(timeout, self.inner.fetch_fields(keys, fields)).await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(ConnectorError::timeout(format!(
+                            "connector {}: no answer within {} ms",
+                            self.id, self.config.timeout_ms
+                        ))),
+                    }
+                }
             };
             {
                 let mut stats = lock(&self.stats);
                 stats.calls += 1;
-                stats.latencies_us.push_back(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                stats
+                    .latencies_us
+                    .push_back(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
                 if stats.latencies_us.len() > LATENCY_WINDOW {
                     stats.latencies_us.pop_front();
                 }
@@ -296,9 +348,17 @@ impl ConnectorRuntime {
                     self.record_success();
                     return Ok(fetched);
                 }
-                Err(err) if err.kind.retryable() && self.inner.idempotent() && attempt < self.config.retries && self.take_retry_token() => {
+                Err(err)
+                    if err.kind.retryable()
+                        && self.inner.idempotent()
+                        && attempt < self.config.retries
+                        && self.take_retry_token() =>
+                {
                     attempt += 1;
-                    let backoff = self.config.retry_backoff_ms.saturating_mul(1 << (attempt - 1).min(10));
+                    let backoff = self
+                        .config
+                        .retry_backoff_ms
+                        .saturating_mul(1 << (attempt - 1).min(10));
                     tracing::debug!(connector = %self.id, attempt, code = err.kind.code(), "Retrying a failed call");
                     tokio::time::sleep(Duration::from_millis(backoff)).await;
                 }
@@ -353,7 +413,8 @@ impl ConnectorRuntime {
         }
         {
             let mut tokens = lock(&self.budget);
-            *tokens = (*tokens + self.config.retry_budget_ratio).min(f64::from(self.config.retries.max(1)) * 10.0);
+            *tokens = (*tokens + self.config.retry_budget_ratio)
+                .min(f64::from(self.config.retries.max(1)) * 10.0);
         }
         let mut stats = lock(&self.stats);
         stats.consecutive_failures = 0;
@@ -363,13 +424,19 @@ impl ConnectorRuntime {
     fn record_failure(&self, err: &ConnectorError) {
         {
             let mut b = lock(&self.breaker);
-            let open = Breaker::Open { until: Instant::now() + Duration::from_secs(self.config.circuit_open_secs) };
+            let open = Breaker::Open {
+                until: Instant::now() + Duration::from_secs(self.config.circuit_open_secs),
+            };
             *b = match *b {
-                Breaker::Closed { failures } if failures + 1 >= self.config.circuit_failure_threshold => {
+                Breaker::Closed { failures }
+                    if failures + 1 >= self.config.circuit_failure_threshold =>
+                {
                     tracing::warn!(connector = %self.id, failures = failures + 1, "Circuit opened after repeated failures");
                     open
                 }
-                Breaker::Closed { failures } => Breaker::Closed { failures: failures + 1 },
+                Breaker::Closed { failures } => Breaker::Closed {
+                    failures: failures + 1,
+                },
                 Breaker::HalfOpen { .. } => {
                     tracing::warn!(connector = %self.id, "Circuit re-opened: the probe call failed");
                     open
@@ -379,12 +446,17 @@ impl ConnectorRuntime {
         }
         {
             let mut tokens = lock(&self.budget);
-            *tokens = (*tokens + self.config.retry_budget_ratio).min(f64::from(self.config.retries.max(1)) * 10.0);
+            *tokens = (*tokens + self.config.retry_budget_ratio)
+                .min(f64::from(self.config.retries.max(1)) * 10.0);
         }
         let mut stats = lock(&self.stats);
         stats.failures += 1;
         stats.consecutive_failures += 1;
-        stats.last_error = Some(LastError { code: err.kind.code(), message: err.message.clone(), at: SystemTime::now() });
+        stats.last_error = Some(LastError {
+            code: err.kind.code(),
+            message: err.message.clone(),
+            at: SystemTime::now(),
+        });
         tracing::warn!(connector = %self.id, code = err.kind.code(), error = %err.message, "Host-state system call failed");
     }
 
@@ -426,9 +498,16 @@ impl ConnectorRuntime {
         let fetched = self.inner.fetch(&[key.to_string()]).await?;
         let mut mapped = Vec::new();
         for record in &fetched.records {
-            mapped.push(self.mapping.apply(record).map_err(|e| ConnectorError::bad_response(e.to_string()))?);
+            mapped.push(
+                self.mapping
+                    .apply(record)
+                    .map_err(|e| ConnectorError::bad_response(e.to_string()))?,
+            );
         }
-        Ok(TestReport { raw: fetched.raw, mapped })
+        Ok(TestReport {
+            raw: fetched.raw,
+            mapped,
+        })
     }
 }
 

@@ -60,7 +60,10 @@ impl RuntimeConfig {
     /// Checks every setting; errors are keyed under `runtime.`.
     pub fn validate_into(&self, v: &mut Validation) {
         if !(1..=120_000).contains(&self.timeout_ms) {
-            v.error("runtime.timeout_ms", "must be between 1 and 120000 milliseconds");
+            v.error(
+                "runtime.timeout_ms",
+                "must be between 1 and 120000 milliseconds",
+            );
         }
         if self.retries > 10 {
             v.error("runtime.retries", "must be at most 10");
@@ -72,7 +75,10 @@ impl RuntimeConfig {
             v.error("runtime.batch_size", "must be between 1 and 10000");
         }
         if self.max_stale_secs < self.cache_ttl_secs {
-            v.error("runtime.max_stale_secs", "must be at least runtime.cache_ttl_secs");
+            v.error(
+                "runtime.max_stale_secs",
+                "must be at least runtime.cache_ttl_secs",
+            );
         }
         if self.cache_capacity == 0 {
             v.error("runtime.cache_capacity", "must be at least 1");

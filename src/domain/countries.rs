@@ -36,7 +36,10 @@ static COUNTRIES: LazyLock<HashMap<String, Country>> = LazyLock::new(|| {
         };
         map.insert(
             row.get(0).unwrap_or_default().to_string(),
-            Country { name: row.get(2).unwrap_or_default().to_string(), status },
+            Country {
+                name: row.get(2).unwrap_or_default().to_string(),
+                status,
+            },
         );
     }
     map
@@ -64,7 +67,9 @@ impl CountryCode {
 
     /// Whether the code is current, historical or user-assigned.
     pub fn status(&self) -> CountryStatus {
-        COUNTRIES.get(&self.0).map_or(CountryStatus::Current, |c| c.status)
+        COUNTRIES
+            .get(&self.0)
+            .map_or(CountryStatus::Current, |c| c.status)
     }
 }
 
@@ -82,9 +87,14 @@ pub fn country_name(code: &str) -> Option<&'static str> {
 /// Looks a country up by its English name (exact, case-insensitive); used by the importer.
 pub fn countries_by_name(name: &str) -> Option<CountryCode> {
     static BY_NAME: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
-        COUNTRIES.iter().map(|(code, c)| (c.name.to_lowercase(), code.clone())).collect()
+        COUNTRIES
+            .iter()
+            .map(|(code, c)| (c.name.to_lowercase(), code.clone()))
+            .collect()
     });
-    BY_NAME.get(&name.trim().to_lowercase()).map(|c| CountryCode(c.clone()))
+    BY_NAME
+        .get(&name.trim().to_lowercase())
+        .map(|c| CountryCode(c.clone()))
 }
 
 #[cfg(test)]
@@ -94,9 +104,18 @@ mod tests {
     #[test]
     fn current_historical_and_user_assigned_codes_parse() {
         assert_eq!(CountryCode::parse("mli").expect("Mali").as_str(), "MLI");
-        assert_eq!(CountryCode::parse("YUG").expect("Yugoslavia").status(), CountryStatus::Historical);
-        assert_eq!(CountryCode::parse("XKX").expect("Kosovo").status(), CountryStatus::UserAssigned);
-        assert!(COUNTRIES.len() > 249, "the table holds every ISO 3166-1 code");
+        assert_eq!(
+            CountryCode::parse("YUG").expect("Yugoslavia").status(),
+            CountryStatus::Historical
+        );
+        assert_eq!(
+            CountryCode::parse("XKX").expect("Kosovo").status(),
+            CountryStatus::UserAssigned
+        );
+        assert!(
+            COUNTRIES.len() > 249,
+            "the table holds every ISO 3166-1 code"
+        );
     }
 
     #[test]
@@ -108,6 +127,9 @@ mod tests {
 
     #[test]
     fn names_resolve_to_codes() {
-        assert_eq!(countries_by_name("France").map(|c| c.0), Some("FRA".to_string()));
+        assert_eq!(
+            countries_by_name("France").map(|c| c.0),
+            Some("FRA".to_string())
+        );
     }
 }

@@ -59,7 +59,8 @@ impl MissionCode {
     pub fn parse(raw: &str) -> Result<Self, ParseError> {
         let s = raw.trim();
         let ok = (2..=32).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-')
             && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
         if ok {
             Ok(Self(s.to_string()))
@@ -107,7 +108,8 @@ pub fn parse_reference(field: &'static str, raw: &str) -> Result<String, ParseEr
 
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(raw: &str) -> Result<NaiveDate, ParseError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| ParseError::Date(truncate(raw, 40)))
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| ParseError::Date(truncate(raw, 40)))
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -134,9 +136,18 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_text_is_refused() {
-        assert_eq!(parse_text("summary", "  ", 10), Err(ParseError::Empty("summary")));
-        assert!(matches!(parse_text("summary", "abcdefghijk", 10), Err(ParseError::TooLong { .. })));
-        assert_eq!(parse_reference("reference", " RP-12/2021 ").as_deref(), Ok("RP-12/2021"));
+        assert_eq!(
+            parse_text("summary", "  ", 10),
+            Err(ParseError::Empty("summary"))
+        );
+        assert!(matches!(
+            parse_text("summary", "abcdefghijk", 10),
+            Err(ParseError::TooLong { .. })
+        ));
+        assert_eq!(
+            parse_reference("reference", " RP-12/2021 ").as_deref(),
+            Ok("RP-12/2021")
+        );
         assert!(parse_reference("reference", "a\nb").is_err());
     }
 
@@ -144,6 +155,9 @@ mod tests {
     fn dates_must_be_iso() {
         assert!(parse_date("2021-02-30").is_err());
         assert!(parse_date("12/01/2021").is_err());
-        assert_eq!(parse_date("2021-01-13").expect("valid").to_string(), "2021-01-13");
+        assert_eq!(
+            parse_date("2021-01-13").expect("valid").to_string(),
+            "2021-01-13"
+        );
     }
 }

@@ -28,18 +28,30 @@ impl Metrics {
             }
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.sum_micros.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self, store_queries: u64) -> String {
         let mut out = String::new();
-        out.push_str("# HELP casegraph_graphql_requests_total GraphQL HTTP requests by status class.\n");
+        out.push_str(
+            "# HELP casegraph_graphql_requests_total GraphQL HTTP requests by status class.\n",
+        );
         out.push_str("# TYPE casegraph_graphql_requests_total counter\n");
         for (i, c) in self.by_class.iter().enumerate() {
-            let _ = writeln!(out, "casegraph_graphql_requests_total{{status=\"{}xx\"}} {}", i + 1, c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "casegraph_graphql_requests_total{{status=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Ordering::Relaxed)
+            );
         }
-        out.push_str("# HELP casegraph_graphql_request_duration_seconds Latency of GraphQL HTTP requests.\n");
+        out.push_str(
+            "# HELP casegraph_graphql_request_duration_seconds Latency of GraphQL HTTP requests.\n",
+        );
         out.push_str("# TYPE casegraph_graphql_request_duration_seconds histogram\n");
         for (i, bound) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -49,13 +61,19 @@ impl Metrics {
             );
         }
         let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "casegraph_graphql_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "casegraph_graphql_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "casegraph_graphql_request_duration_seconds_sum {}",
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(out, "casegraph_graphql_request_duration_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "casegraph_graphql_request_duration_seconds_count {count}"
+        );
         out.push_str("# HELP casegraph_store_queries_total Statements the case store executed.\n");
         out.push_str("# TYPE casegraph_store_queries_total counter\n");
         let _ = writeln!(out, "casegraph_store_queries_total {store_queries}");
@@ -69,23 +87,45 @@ pub fn render_connectors(connectors: &crate::connectors::Connectors) -> String {
     if connectors.all().is_empty() {
         return out;
     }
-    out.push_str("# HELP casegraph_connector_calls_total Upstream calls per host-state connector.\n");
+    out.push_str(
+        "# HELP casegraph_connector_calls_total Upstream calls per host-state connector.\n",
+    );
     out.push_str("# TYPE casegraph_connector_calls_total counter\n");
-    let snapshots: Vec<_> = connectors.all().iter().map(|c| (c.id.clone(), c.runtime.health())).collect();
+    let snapshots: Vec<_> = connectors
+        .all()
+        .iter()
+        .map(|c| (c.id.clone(), c.runtime.health()))
+        .collect();
     for (id, h) in &snapshots {
-        let _ = writeln!(out, "casegraph_connector_calls_total{{connector=\"{id}\"}} {}", h.calls);
+        let _ = writeln!(
+            out,
+            "casegraph_connector_calls_total{{connector=\"{id}\"}} {}",
+            h.calls
+        );
     }
     out.push_str("# TYPE casegraph_connector_failures_total counter\n");
     for (id, h) in &snapshots {
-        let _ = writeln!(out, "casegraph_connector_failures_total{{connector=\"{id}\"}} {}", h.failures);
+        let _ = writeln!(
+            out,
+            "casegraph_connector_failures_total{{connector=\"{id}\"}} {}",
+            h.failures
+        );
     }
     out.push_str("# TYPE casegraph_connector_cache_hits_total counter\n");
     for (id, h) in &snapshots {
-        let _ = writeln!(out, "casegraph_connector_cache_hits_total{{connector=\"{id}\"}} {}", h.cache_hits);
+        let _ = writeln!(
+            out,
+            "casegraph_connector_cache_hits_total{{connector=\"{id}\"}} {}",
+            h.cache_hits
+        );
     }
     out.push_str("# TYPE casegraph_connector_stale_served_total counter\n");
     for (id, h) in &snapshots {
-        let _ = writeln!(out, "casegraph_connector_stale_served_total{{connector=\"{id}\"}} {}", h.stale_served);
+        let _ = writeln!(
+            out,
+            "casegraph_connector_stale_served_total{{connector=\"{id}\"}} {}",
+            h.stale_served
+        );
     }
     out.push_str("# HELP casegraph_connector_up 1 up, 0.5 degraded, 0 circuit open.\n");
     out.push_str("# TYPE casegraph_connector_up gauge\n");
@@ -101,7 +141,11 @@ pub fn render_connectors(connectors: &crate::connectors::Connectors) -> String {
     for (id, h) in &snapshots {
         if let Some((p50, p95, p99)) = h.latency_ms {
             for (q, v) in [("0.5", p50), ("0.95", p95), ("0.99", p99)] {
-                let _ = writeln!(out, "casegraph_connector_latency_seconds{{connector=\"{id}\",quantile=\"{q}\"}} {}", v / 1000.0);
+                let _ = writeln!(
+                    out,
+                    "casegraph_connector_latency_seconds{{connector=\"{id}\",quantile=\"{q}\"}} {}",
+                    v / 1000.0
+                );
             }
         }
     }

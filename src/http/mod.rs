@@ -20,7 +20,9 @@ use axum::Router;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -77,9 +79,19 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
 
 async fn index(State(state): State<AppState>) -> Response {
     if state.graphiql {
-        Html(async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("CaseGraph").finish()).into_response()
+        Html(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("CaseGraph")
+                .finish(),
+        )
+        .into_response()
     } else {
-        (StatusCode::NOT_FOUND, "GraphiQL is disabled; POST GraphQL requests to /graphql\n").into_response()
+        (
+            StatusCode::NOT_FOUND,
+            "GraphiQL is disabled; POST GraphQL requests to /graphql\n",
+        )
+            .into_response()
     }
 }
 
@@ -111,7 +123,8 @@ async fn graphql_get() -> Response {
         JSON,
         None,
     );
-    res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
     res
 }
 
@@ -154,23 +167,51 @@ fn error_body(code: ErrorCode, message: &str, reason: Option<&str>) -> serde_jso
     json!({ "errors": [{ "message": message, "extensions": ext }] })
 }
 
-fn error_response(status: StatusCode, code: ErrorCode, message: &str, media: &'static str, reason: Option<&str>) -> Response {
-    let body = serde_json::to_vec(&error_body(code, message, reason)).expect("JSON values serialise");
+fn error_response(
+    status: StatusCode,
+    code: ErrorCode,
+    message: &str,
+    media: &'static str,
+    reason: Option<&str>,
+) -> Response {
+    let body =
+        serde_json::to_vec(&error_body(code, message, reason)).expect("JSON values serialise");
     (status, [(header::CONTENT_TYPE, media)], body).into_response()
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, (StatusCode, ErrorCode, String, Option<&'static str>)> {
-    let unauth = |msg: &str, reason: Option<&'static str>| (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, msg.to_string(), reason);
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, (StatusCode, ErrorCode, String, Option<&'static str>)> {
+    let unauth = |msg: &str, reason: Option<&'static str>| {
+        (
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthenticated,
+            msg.to_string(),
+            reason,
+        )
+    };
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(unauth("a bearer token is required (Authorization: Bearer <JWT>)", Some("TOKEN_MISSING")));
+        return Err(unauth(
+            "a bearer token is required (Authorization: Bearer <JWT>)",
+            Some("TOKEN_MISSING"),
+        ));
     };
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauth("the Authorization header must be `Bearer <JWT>`", Some("TOKEN_MISSING")))?;
+        .ok_or_else(|| {
+            unauth(
+                "the Authorization header must be `Bearer <JWT>`",
+                Some("TOKEN_MISSING"),
+            )
+        })?;
     let claims = match state.auth.verify(token).await {
         Ok(c) => c,
         Err(e) if e.is_server_side() => {
@@ -187,15 +228,26 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal
             return Err(unauth(&e.to_string(), Some(auth_reason(&e))));
         }
     };
-    Principal::from_claims(&claims.iss, &claims.sub, &claims.org, &claims.roles, &claims.missions)
-        .map_err(|e| unauth(&e.to_string(), Some("TOKEN_INVALID_CLAIM")))
+    Principal::from_claims(
+        &claims.iss,
+        &claims.sub,
+        &claims.org,
+        &claims.roles,
+        &claims.missions,
+    )
+    .map_err(|e| unauth(&e.to_string(), Some("TOKEN_INVALID_CLAIM")))
 }
 
 fn auth_reason(e: &AuthError) -> &'static str {
     e.code()
 }
 
-async fn graphql(State(state): State<AppState>, method: Method, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+async fn graphql(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let _ = method;
     let Some(media) = negotiate(&headers) else {
@@ -209,7 +261,9 @@ async fn graphql(State(state): State<AppState>, method: Method, headers: HeaderM
         );
     };
     let res = handle_graphql(&state, &headers, body, media).await;
-    state.metrics.record(res.status().as_u16(), started.elapsed());
+    state
+        .metrics
+        .record(res.status().as_u16(), started.elapsed());
     res
 }
 
@@ -224,7 +278,8 @@ async fn handle_graphql(
         Err((status, code, message, reason)) => {
             let mut res = error_response(status, code, &message, media, reason);
             if status == StatusCode::UNAUTHORIZED {
-                res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             return res;
         }
@@ -234,14 +289,20 @@ async fn handle_graphql(
         Err(rejection) => {
             let status = rejection.status();
             let (code, msg) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                (ErrorCode::PayloadTooLarge, "the request body is larger than the configured limit")
+                (
+                    ErrorCode::PayloadTooLarge,
+                    "the request body is larger than the configured limit",
+                )
             } else {
                 (ErrorCode::BadRequest, "the request body could not be read")
             };
             return error_response(status, code, msg, media, None);
         }
     };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if !content_type.to_ascii_lowercase().starts_with(JSON) {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -266,16 +327,26 @@ async fn handle_graphql(
     let operation = request.operation_name.clone().unwrap_or_default();
     let response = crate::schema::execute(&state.schema, request, principal).await;
     // A request error (unparsable, invalid, refused before execution) has no `data`.
-    let request_error = response.data == async_graphql::Value::Null && response.errors.iter().all(|e| e.path.is_empty());
+    let request_error = response.data == async_graphql::Value::Null
+        && response.errors.iter().all(|e| e.path.is_empty());
     let mut body = serde_json::Map::new();
     if !request_error {
-        body.insert("data".into(), serde_json::to_value(&response.data).expect("GraphQL values serialise"));
+        body.insert(
+            "data".into(),
+            serde_json::to_value(&response.data).expect("GraphQL values serialise"),
+        );
     }
     if !response.errors.is_empty() {
-        body.insert("errors".into(), serde_json::to_value(&response.errors).expect("GraphQL errors serialise"));
+        body.insert(
+            "errors".into(),
+            serde_json::to_value(&response.errors).expect("GraphQL errors serialise"),
+        );
     }
     if !response.extensions.is_empty() {
-        body.insert("extensions".into(), serde_json::to_value(&response.extensions).expect("extensions serialise"));
+        body.insert(
+            "extensions".into(),
+            serde_json::to_value(&response.extensions).expect("extensions serialise"),
+        );
     }
     if !response.errors.is_empty() {
         let codes: Vec<&str> = response
@@ -291,8 +362,13 @@ async fn handle_graphql(
     }
     // GraphQL over HTTP: with application/json every well-formed request gets 200; with the
     // GraphQL response type a request error is a 4xx.
-    let status = if request_error && media == GRAPHQL_RESPONSE { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let bytes = serde_json::to_vec(&serde_json::Value::Object(body)).expect("JSON values serialise");
+    let status = if request_error && media == GRAPHQL_RESPONSE {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let bytes =
+        serde_json::to_vec(&serde_json::Value::Object(body)).expect("JSON values serialise");
     (status, [(header::CONTENT_TYPE, media)], bytes).into_response()
 }
 
@@ -302,7 +378,10 @@ mod tests {
 
     fn accept(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, HeaderValue::from_str(v).expect("valid header"));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_str(v).expect("valid header"),
+        );
         h
     }
 
@@ -310,8 +389,18 @@ mod tests {
     fn negotiation_follows_graphql_over_http() {
         assert_eq!(negotiate(&HeaderMap::new()), Some(GRAPHQL_RESPONSE));
         assert_eq!(negotiate(&accept("application/json")), Some(JSON));
-        assert_eq!(negotiate(&accept("application/graphql-response+json, application/json;q=0.9")), Some(GRAPHQL_RESPONSE));
-        assert_eq!(negotiate(&accept("application/json, application/graphql-response+json;q=0")), Some(JSON));
+        assert_eq!(
+            negotiate(&accept(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(GRAPHQL_RESPONSE)
+        );
+        assert_eq!(
+            negotiate(&accept(
+                "application/json, application/graphql-response+json;q=0"
+            )),
+            Some(JSON)
+        );
         assert_eq!(negotiate(&accept("*/*")), Some(GRAPHQL_RESPONSE));
         assert_eq!(negotiate(&accept("text/html")), None);
     }

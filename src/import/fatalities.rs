@@ -29,7 +29,12 @@ static NAME_ALIASES: LazyLock<HashMap<String, String>> = LazyLock::new(|| {
     csv::Reader::from_reader(ALIASES.as_bytes())
         .records()
         .filter_map(Result::ok)
-        .filter_map(|r| Some((r.get(0)?.trim().to_lowercase(), r.get(1)?.trim().to_string())))
+        .filter_map(|r| {
+            Some((
+                r.get(0)?.trim().to_lowercase(),
+                r.get(1)?.trim().to_string(),
+            ))
+        })
         .collect()
 });
 
@@ -54,7 +59,11 @@ fn personnel(raw: &str) -> Result<PersonnelCategory, String> {
         "International Civilian" => PersonnelCategory::InternationalCivilian,
         "Local" => PersonnelCategory::NationalCivilian,
         "Other" => PersonnelCategory::Other,
-        other => return Err(format!("casualty_personnel_type `{other}` is not a known category")),
+        other => {
+            return Err(format!(
+                "casualty_personnel_type `{other}` is not a known category"
+            ))
+        }
     })
 }
 
@@ -83,12 +92,20 @@ fn nationality(code: &str, name: &str) -> Result<Option<CountryCode>, String> {
     if name.is_empty() || name.starts_with("ZZ") {
         return Ok(None);
     }
-    if let Some(c) = NAME_ALIASES.get(&name.to_lowercase()).and_then(|c| CountryCode::parse(c).ok()) {
+    if let Some(c) = NAME_ALIASES
+        .get(&name.to_lowercase())
+        .and_then(|c| CountryCode::parse(c).ok())
+    {
         return Ok(Some(c));
     }
     crate::domain::countries_by_name(name)
         .map(Some)
-        .ok_or_else(|| format!("nationality `{name}` (isocode3 `{}`) is not a known country", code.trim()))
+        .ok_or_else(|| {
+            format!(
+                "nationality `{name}` (isocode3 `{}`) is not a known country",
+                code.trim()
+            )
+        })
 }
 
 struct Row {
@@ -106,14 +123,20 @@ pub(super) fn parse(
     today: NaiveDate,
 ) -> Result<(Vec<ImportedCase>, ImportReport), ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(csv);
-    let headers = reader.headers().map_err(|e| ImportError::Format(format!("line 1: {e}")))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| ImportError::Format(format!("line 1: {e}")))?
+        .clone();
     let idx = column_index(&headers, COLUMNS)?;
     if known_missions.is_empty() {
         return Err(ImportError::Format(
             "the store holds no mission yet: run `casegraph import missions` first (the fatalities refer to them)".into(),
         ));
     }
-    let mut report = ImportReport { dataset: FATALITIES_DATASET.into(), ..Default::default() };
+    let mut report = ImportReport {
+        dataset: FATALITIES_DATASET.into(),
+        ..Default::default()
+    };
     let mut groups: BTreeMap<(String, NaiveDate), Vec<Row>> = BTreeMap::new();
     let mut row_ids = HashSet::new();
     for record in reader.records() {
@@ -122,7 +145,10 @@ pub(super) fn parse(
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                report.rejected.push(RejectedRow { line, reason: format!("not a valid CSV row: {e}") });
+                report.rejected.push(RejectedRow {
+                    line,
+                    reason: format!("not a valid CSV row: {e}"),
+                });
                 continue;
             }
         };
@@ -169,35 +195,68 @@ pub(super) fn parse(
         let harm = harm(f(4)).map_err(|e| reasons.push(e)).ok();
         let gender = gender(f(5)).map_err(|e| reasons.push(e)).ok();
         let nationality = nationality(f(9), f(6)).map_err(|e| reasons.push(e)).ok();
-        let (Some(date), Some(mission), Some(category), Some(harm), Some(gender), Some(nationality), true) =
-            (date, mission, category, harm, gender, nationality, reasons.is_empty())
+        let (
+            Some(date),
+            Some(mission),
+            Some(category),
+            Some(harm),
+            Some(gender),
+            Some(nationality),
+            true,
+        ) = (
+            date,
+            mission,
+            category,
+            harm,
+            gender,
+            nationality,
+            reasons.is_empty(),
+        )
         else {
-            report.rejected.push(RejectedRow { line, reason: reasons.join("; ") });
+            report.rejected.push(RejectedRow {
+                line,
+                reason: reasons.join("; "),
+            });
             continue;
         };
-        let contributing_country = if category.is_uniformed() { nationality.clone() } else { None };
-        let casualty_prefix = f(2).split('-').next().unwrap_or_default().trim().to_string();
-        groups.entry((mission.to_string(), date)).or_default().push(Row {
-            line,
-            row_id,
-            casualty_prefix,
-            victim: NewVictim {
-                category,
-                contributing_country,
-                nationality,
-                harm,
-                gender,
-                name: None,
-                service_number: None,
-            },
-        });
+        let contributing_country = if category.is_uniformed() {
+            nationality.clone()
+        } else {
+            None
+        };
+        let casualty_prefix = f(2)
+            .split('-')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        groups
+            .entry((mission.to_string(), date))
+            .or_default()
+            .push(Row {
+                line,
+                row_id,
+                casualty_prefix,
+                victim: NewVictim {
+                    category,
+                    contributing_country,
+                    nationality,
+                    harm,
+                    gender,
+                    name: None,
+                    service_number: None,
+                },
+            });
     }
     let mut cases = Vec::with_capacity(groups.len());
     for ((mission, date), rows) in groups {
         let host_state = host_state(&mission, &rows, table);
         if host_state.is_none() {
             let lines: Vec<String> = rows.iter().map(|r| r.line.to_string()).collect();
-            report.warnings.push(format!("{mission} {date}: host state unknown (lines {})", lines.join(", ")));
+            report.warnings.push(format!(
+                "{mission} {date}: host state unknown (lines {})",
+                lines.join(", ")
+            ));
         }
         let n = rows.len();
         report.victims += n;
@@ -220,15 +279,19 @@ pub(super) fn parse(
 }
 
 fn host_state(mission: &str, rows: &[Row], table: &MissionTable) -> Option<CountryCode> {
-    let territories = table.get(mission).map(|e| e.territories()).unwrap_or_default();
+    let territories = table
+        .get(mission)
+        .map(|e| e.territories())
+        .unwrap_or_default();
     if territories.len() == 1 {
         return territories.into_iter().next();
     }
     // Locally recruited staff are nationals of the duty station's country.
     let local = rows.iter().find_map(|r| {
         let n = r.victim.nationality.as_ref()?;
-        (r.victim.category == PersonnelCategory::NationalCivilian && (territories.is_empty() || territories.contains(n)))
-            .then(|| n.clone())
+        (r.victim.category == PersonnelCategory::NationalCivilian
+            && (territories.is_empty() || territories.contains(n)))
+        .then(|| n.clone())
     });
     if local.is_some() {
         return local;
@@ -253,7 +316,13 @@ mod tests {
     fn the_bundled_file_yields_611_cases_and_1134_victims() {
         let table = MissionTable::bundled();
         let today = NaiveDate::from_ymd_opt(2026, 11, 29).expect("valid");
-        let (cases, report) = parse(super::super::BUNDLED_FATALITIES, &table, &all_missions(&table), today).expect("parses");
+        let (cases, report) = parse(
+            super::super::BUNDLED_FATALITIES,
+            &table,
+            &all_missions(&table),
+            today,
+        )
+        .expect("parses");
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
         assert_eq!(cases.len(), 611);
         assert_eq!(report.victims, 1134);
@@ -263,15 +332,28 @@ mod tests {
         assert_eq!(codes.len(), 52);
         let drc = cases
             .iter()
-            .find(|c| c.mission_code == "UNSecretariat" && c.incident_date.to_string() == "2017-03-12")
+            .find(|c| {
+                c.mission_code == "UNSecretariat" && c.incident_date.to_string() == "2017-03-12"
+            })
             .expect("the 2017 Kasai case");
-        assert_eq!(drc.host_state.as_deref(), Some("COD"), "resolved from the MONUSCO casualty id");
+        assert_eq!(
+            drc.host_state.as_deref(),
+            Some("COD"),
+            "resolved from the MONUSCO casualty id"
+        );
         let civ = cases
             .iter()
             .find(|c| c.mission_code == "MINUSMA" && c.incident_date.to_string() == "2021-01-13")
             .expect("MINUSMA 2021-01-13");
-        assert!(civ.victims.iter().all(|(_, v)| v.nationality.as_ref().map(|c| c.as_str()) == Some("CIV")));
-        assert!(civ.victims.iter().all(|(_, v)| v.contributing_country.as_ref().map(|c| c.as_str()) == Some("CIV")));
+        assert!(civ
+            .victims
+            .iter()
+            .all(|(_, v)| v.nationality.as_ref().map(|c| c.as_str()) == Some("CIV")));
+        assert!(civ.victims.iter().all(|(_, v)| v
+            .contributing_country
+            .as_ref()
+            .map(|c| c.as_str())
+            == Some("CIV")));
     }
 
     #[test]
@@ -283,20 +365,31 @@ mod tests {
             2,2031-01-13,X-2,MINUSMA,Fatality,M,Chad,Military,Malicious Act,148.0,TCD,2025-04-04\n\
             3,2021-01-13,X-3,NOSUCH,Fatality,Q,Atlantis,Wizard,Malicious Act,,,2025-04-04\n\
             4,2021-01-13,X-4,MINUSMA,Fatality,M,Chad,Military,Illness,148.0,TCD,2025-04-04\n";
-        let (cases, report) = parse(csv.as_bytes(), &table, &all_missions(&table), today).expect("parses");
+        let (cases, report) =
+            parse(csv.as_bytes(), &table, &all_missions(&table), today).expect("parses");
         assert_eq!(cases.len(), 1);
         assert_eq!(report.rows_out_of_scope, 1);
         let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![3, 4]);
         assert!(report.rejected[0].reason.contains("future"));
         for word in ["NOSUCH", "Wizard", "`Q`", "Atlantis"] {
-            assert!(report.rejected[1].reason.contains(word), "{} lacks {word}", report.rejected[1].reason);
+            assert!(
+                report.rejected[1].reason.contains(word),
+                "{} lacks {word}",
+                report.rejected[1].reason
+            );
         }
     }
 
     #[test]
     fn a_file_without_the_expected_columns_is_refused() {
-        let err = parse(b"a,b\n1,2\n", &MissionTable::bundled(), &HashSet::new(), NaiveDate::MAX).expect_err("refused");
+        let err = parse(
+            b"a,b\n1,2\n",
+            &MissionTable::bundled(),
+            &HashSet::new(),
+            NaiveDate::MAX,
+        )
+        .expect_err("refused");
         assert!(err.to_string().contains("incident_date"), "{err}");
     }
 }

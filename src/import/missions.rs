@@ -26,7 +26,10 @@ fn parse_decimal(raw: &str) -> Result<Option<f64>, String> {
     if s.is_empty() {
         return Ok(None);
     }
-    s.replace(',', ".").parse::<f64>().map(Some).map_err(|_| format!("`{s}` is not a number"))
+    s.replace(',', ".")
+        .parse::<f64>()
+        .map(Some)
+        .map_err(|_| format!("`{s}` is not a number"))
 }
 
 /// "Yes" / "No" in any case ("NO" occurs).
@@ -34,16 +37,28 @@ fn parse_flag(raw: &str) -> Result<MissionStatus, String> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "yes" => Ok(MissionStatus::Active),
         "no" => Ok(MissionStatus::Closed),
-        _ => Err(format!("mission_isactive `{}` is neither Yes nor No", raw.trim())),
+        _ => Err(format!(
+            "mission_isactive `{}` is neither Yes nor No",
+            raw.trim()
+        )),
     }
 }
 
 /// Parses the file and merges the maintained table; returns the missions and a report.
-pub(super) fn parse(csv: &[u8], table: &MissionTable) -> Result<(Vec<MissionRecord>, ImportReport), ImportError> {
+pub(super) fn parse(
+    csv: &[u8],
+    table: &MissionTable,
+) -> Result<(Vec<MissionRecord>, ImportReport), ImportError> {
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(csv);
-    let headers = reader.headers().map_err(|e| ImportError::Format(format!("line 1: {e}")))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|e| ImportError::Format(format!("line 1: {e}")))?
+        .clone();
     let idx = column_index(&headers, COLUMNS)?;
-    let mut report = ImportReport { dataset: MISSIONS_DATASET.into(), ..Default::default() };
+    let mut report = ImportReport {
+        dataset: MISSIONS_DATASET.into(),
+        ..Default::default()
+    };
     let mut records = Vec::new();
     let mut seen = BTreeSet::new();
     for row in reader.records() {
@@ -52,7 +67,10 @@ pub(super) fn parse(csv: &[u8], table: &MissionTable) -> Result<(Vec<MissionReco
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                report.rejected.push(RejectedRow { line, reason: format!("not a valid CSV row: {e}") });
+                report.rejected.push(RejectedRow {
+                    line,
+                    reason: format!("not a valid CSV row: {e}"),
+                });
                 continue;
             }
         };
@@ -75,35 +93,62 @@ pub(super) fn parse(csv: &[u8], table: &MissionTable) -> Result<(Vec<MissionReco
         let flag = parse_flag(field(2)).map_err(|e| reasons.push(e)).ok();
         let start = match field(3).trim() {
             "" => None,
-            d => parse_date(d).map_err(|e| reasons.push(format!("start_date: {e}"))).ok(),
+            d => parse_date(d)
+                .map_err(|e| reasons.push(format!("start_date: {e}")))
+                .ok(),
         };
         let end = match field(4).trim() {
             "" => None,
-            d => parse_date(d).map_err(|e| reasons.push(format!("end_date: {e}"))).ok(),
+            d => parse_date(d)
+                .map_err(|e| reasons.push(format!("end_date: {e}")))
+                .ok(),
         };
-        let lon = parse_decimal(field(6)).map_err(|e| reasons.push(format!("mission_longitude: {e}"))).ok().flatten();
-        let lat = parse_decimal(field(7)).map_err(|e| reasons.push(format!("mission_latitude: {e}"))).ok().flatten();
+        let lon = parse_decimal(field(6))
+            .map_err(|e| reasons.push(format!("mission_longitude: {e}")))
+            .ok()
+            .flatten();
+        let lat = parse_decimal(field(7))
+            .map_err(|e| reasons.push(format!("mission_latitude: {e}")))
+            .ok()
+            .flatten();
         if let Some(c) = &code {
             if !seen.insert(c.to_string()) {
                 reasons.push(format!("mission `{c}` appears twice"));
             }
         }
-        let (Some(code), Some(entry), Some(flag), true) = (code, entry, flag, reasons.is_empty()) else {
-            report.rejected.push(RejectedRow { line, reason: reasons.join("; ") });
+        let (Some(code), Some(entry), Some(flag), true) = (code, entry, flag, reasons.is_empty())
+        else {
+            report.rejected.push(RejectedRow {
+                line,
+                reason: reasons.join("; "),
+            });
             continue;
         };
-        let (mut lat, mut lon) = if entry.coordinates_swapped { (lon, lat) } else { (lat, lon) };
-        if lat.is_some_and(|v| !(-90.0..=90.0).contains(&v)) || lon.is_some_and(|v| !(-180.0..=180.0).contains(&v)) {
-            report.warnings.push(format!("line {line}: {code}: coordinates out of range, left out"));
+        let (mut lat, mut lon) = if entry.coordinates_swapped {
+            (lon, lat)
+        } else {
+            (lat, lon)
+        };
+        if lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
+            || lon.is_some_and(|v| !(-180.0..=180.0).contains(&v))
+        {
+            report.warnings.push(format!(
+                "line {line}: {code}: coordinates out of range, left out"
+            ));
             (lat, lon) = (None, None);
         }
         let status = entry.status.unwrap_or(flag);
         if status != flag {
-            report.warnings.push(format!("line {line}: {code}: status corrected to {status} by the mission table"));
+            report.warnings.push(format!(
+                "line {line}: {code}: status corrected to {status} by the mission table"
+            ));
         }
         let location = field(5).trim();
         records.push(MissionRecord {
-            name: entry.name.clone().unwrap_or_else(|| field(1).trim().to_string()),
+            name: entry
+                .name
+                .clone()
+                .unwrap_or_else(|| field(1).trim().to_string()),
             kind: entry.kind,
             status,
             start_date: start.or(entry.start()),
@@ -121,12 +166,18 @@ pub(super) fn parse(csv: &[u8], table: &MissionTable) -> Result<(Vec<MissionReco
         if seen.contains(code) {
             continue;
         }
-        let Ok(mission_code) = MissionCode::parse(code) else { continue };
+        let Ok(mission_code) = MissionCode::parse(code) else {
+            continue;
+        };
         records.push(MissionRecord {
             code: mission_code,
             name: entry.name.clone().unwrap_or_else(|| code.clone()),
             kind: entry.kind,
-            status: entry.status.unwrap_or(if entry.end().is_some() { MissionStatus::Closed } else { MissionStatus::Active }),
+            status: entry.status.unwrap_or(if entry.end().is_some() {
+                MissionStatus::Closed
+            } else {
+                MissionStatus::Active
+            }),
             start_date: entry.start(),
             end_date: entry.end(),
             host_territories: entry.territories(),
@@ -156,16 +207,36 @@ mod tests {
 
     #[test]
     fn the_bundled_list_imports_with_corrections() {
-        let (records, report) = parse(super::super::BUNDLED_MISSIONS, &MissionTable::bundled()).expect("parses");
+        let (records, report) =
+            parse(super::super::BUNDLED_MISSIONS, &MissionTable::bundled()).expect("parses");
         assert!(report.rejected.is_empty(), "{:?}", report.rejected);
-        let minusma = records.iter().find(|m| m.code.as_str() == "MINUSMA").expect("MINUSMA");
+        let minusma = records
+            .iter()
+            .find(|m| m.code.as_str() == "MINUSMA")
+            .expect("MINUSMA");
         assert_eq!(minusma.status, MissionStatus::Closed);
-        assert_eq!(minusma.end_date.map(|d| d.to_string()).as_deref(), Some("2023-12-31"));
+        assert_eq!(
+            minusma.end_date.map(|d| d.to_string()).as_deref(),
+            Some("2023-12-31")
+        );
         // Bamako lies at 12.65 N, 8.0 W: the file's swapped pair is put right.
-        assert_eq!((minusma.latitude, minusma.longitude), (Some(12.65), Some(-8.0)));
-        let domrep = records.iter().find(|m| m.code.as_str() == "DOMREP").expect("DOMREP");
-        assert!(!domrep.name.starts_with('"'), "the truncated name is replaced: {}", domrep.name);
-        assert!(records.iter().any(|m| m.code.as_str() == "UNSecretariat"), "table-only entities are added");
+        assert_eq!(
+            (minusma.latitude, minusma.longitude),
+            (Some(12.65), Some(-8.0))
+        );
+        let domrep = records
+            .iter()
+            .find(|m| m.code.as_str() == "DOMREP")
+            .expect("DOMREP");
+        assert!(
+            !domrep.name.starts_with('"'),
+            "the truncated name is replaced: {}",
+            domrep.name
+        );
+        assert!(
+            records.iter().any(|m| m.code.as_str() == "UNSecretariat"),
+            "table-only entities are added"
+        );
         assert_eq!(report.rows_read, 81);
     }
 
@@ -177,7 +248,11 @@ mod tests {
         let (_, report) = parse(csv.as_bytes(), &MissionTable::bundled()).expect("parses");
         assert_eq!(report.rejected.len(), 1);
         assert_eq!(report.rejected[0].line, 3);
-        assert!(report.rejected[0].reason.contains("NOPE"), "{}", report.rejected[0].reason);
+        assert!(
+            report.rejected[0].reason.contains("NOPE"),
+            "{}",
+            report.rejected[0].reason
+        );
         assert!(report.rejected[0].reason.contains("Perhaps"));
         assert!(report.rejected[0].reason.contains("start_date"));
     }

@@ -93,7 +93,11 @@ pub struct ImportOptions<'a> {
 }
 
 /// Imports a mission list (`DPPADPOSS-PKO` CSV).
-pub async fn import_missions(store: &dyn Store, csv: &[u8], opts: ImportOptions<'_>) -> Result<ImportReport, ImportError> {
+pub async fn import_missions(
+    store: &dyn Store,
+    csv: &[u8],
+    opts: ImportOptions<'_>,
+) -> Result<ImportReport, ImportError> {
     let table = MissionTable::bundled();
     let (records, mut report) = missions::parse(csv, &table)?;
     finish_check(&mut report, opts)?;
@@ -103,7 +107,11 @@ pub async fn import_missions(store: &dyn Store, csv: &[u8], opts: ImportOptions<
 
 /// Imports a fatalities dataset (`DPPADPOSS-FATALITIES` CSV): malicious-act rows become cases,
 /// one per (mission, incident date), with one victim per row.
-pub async fn import_fatalities(store: &dyn Store, csv: &[u8], opts: ImportOptions<'_>) -> Result<ImportReport, ImportError> {
+pub async fn import_fatalities(
+    store: &dyn Store,
+    csv: &[u8],
+    opts: ImportOptions<'_>,
+) -> Result<ImportReport, ImportError> {
     let table = MissionTable::bundled();
     let known: std::collections::HashSet<String> = store
         .list_missions(&Default::default())
@@ -116,12 +124,17 @@ pub async fn import_fatalities(store: &dyn Store, csv: &[u8], opts: ImportOption
     finish_check(&mut report, opts)?;
     let noop = |_: usize, _: usize| {};
     let progress = opts.progress.unwrap_or(&noop);
-    report.counts = store.import_cases(&cases, FATALITIES_DATASET, progress).await?;
+    report.counts = store
+        .import_cases(&cases, FATALITIES_DATASET, progress)
+        .await?;
     Ok(report)
 }
 
 /// Imports the datasets bundled in the binary (missions first, then fatalities).
-pub async fn import_bundled(store: &dyn Store, opts: ImportOptions<'_>) -> Result<(ImportReport, ImportReport), ImportError> {
+pub async fn import_bundled(
+    store: &dyn Store,
+    opts: ImportOptions<'_>,
+) -> Result<(ImportReport, ImportReport), ImportError> {
     let missions = import_missions(store, BUNDLED_MISSIONS, opts).await?;
     let fatalities = import_fatalities(store, BUNDLED_FATALITIES, opts).await?;
     Ok((missions, fatalities))
@@ -135,8 +148,15 @@ fn finish_check(report: &mut ImportReport, opts: ImportOptions<'_>) -> Result<()
 }
 
 /// Reads the header of a CSV file and finds the columns an importer needs.
-fn column_index(headers: &csv::StringRecord, wanted: &[&'static str]) -> Result<Vec<usize>, ImportError> {
-    let missing: Vec<&str> = wanted.iter().copied().filter(|w| !headers.iter().any(|h| h.trim() == *w)).collect();
+fn column_index(
+    headers: &csv::StringRecord,
+    wanted: &[&'static str],
+) -> Result<Vec<usize>, ImportError> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| !headers.iter().any(|h| h.trim() == *w))
+        .collect();
     if !missing.is_empty() {
         return Err(ImportError::Format(format!(
             "line 1: the header lacks column(s) {}; is this the right file?",
@@ -145,6 +165,11 @@ fn column_index(headers: &csv::StringRecord, wanted: &[&'static str]) -> Result<
     }
     Ok(wanted
         .iter()
-        .map(|w| headers.iter().position(|h| h.trim() == *w).expect("checked above"))
+        .map(|w| {
+            headers
+                .iter()
+                .position(|h| h.trim() == *w)
+                .expect("checked above")
+        })
         .collect())
 }

@@ -45,7 +45,10 @@ pub struct MissionTableEntry {
 impl MissionTableEntry {
     /// Host territories as codes (validated when the table loads).
     pub fn territories(&self) -> Vec<CountryCode> {
-        self.host_territories.iter().filter_map(|t| CountryCode::parse(t).ok()).collect()
+        self.host_territories
+            .iter()
+            .filter_map(|t| CountryCode::parse(t).ok())
+            .collect()
     }
 
     /// Start date (validated when the table loads).
@@ -72,9 +75,15 @@ impl Validate for MissionTable {
                 }
             }
             if entry.host_territories.is_empty() && entry.kind != MissionKind::UnEntity {
-                errors.error(&format!("{key}.host_territories"), "only a UN entity may have no host territory");
+                errors.error(
+                    &format!("{key}.host_territories"),
+                    "only a UN entity may have no host territory",
+                );
             }
-            for (field, value) in [("start_date", &entry.start_date), ("end_date", &entry.end_date)] {
+            for (field, value) in [
+                ("start_date", &entry.start_date),
+                ("end_date", &entry.end_date),
+            ] {
                 if let Some(Err(e)) = value.as_deref().map(parse_date) {
                     errors.error(&format!("{key}.{field}"), e.to_string());
                 }
@@ -86,8 +95,9 @@ impl Validate for MissionTable {
 impl MissionTable {
     /// The table bundled in the binary.
     pub fn bundled() -> Self {
-        load_toml(BUNDLED, "data/reference/missions.toml")
-            .unwrap_or_else(|e| panic!("the bundled mission table is valid (a unit test checks it):\n{e}"))
+        load_toml(BUNDLED, "data/reference/missions.toml").unwrap_or_else(|e| {
+            panic!("the bundled mission table is valid (a unit test checks it):\n{e}")
+        })
     }
 
     /// The entry for a code.
@@ -105,8 +115,17 @@ mod tests {
         let table = MissionTable::bundled();
         let minusma = table.get("MINUSMA").expect("MINUSMA is in the table");
         assert_eq!(minusma.status, Some(MissionStatus::Closed));
-        assert_eq!(minusma.end().map(|d| d.to_string()).as_deref(), Some("2023-12-31"));
-        assert_eq!(minusma.territories().first().map(|c| c.as_str()), Some("MLI"));
-        assert_eq!(table.get("UNSecretariat").map(|e| e.kind), Some(MissionKind::UnEntity));
+        assert_eq!(
+            minusma.end().map(|d| d.to_string()).as_deref(),
+            Some("2023-12-31")
+        );
+        assert_eq!(
+            minusma.territories().first().map(|c| c.as_str()),
+            Some("MLI")
+        );
+        assert_eq!(
+            table.get("UNSecretariat").map(|e| e.kind),
+            Some(MissionKind::UnEntity)
+        );
     }
 }

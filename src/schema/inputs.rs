@@ -3,8 +3,8 @@
 
 use super::scalars::Date;
 use crate::domain::{
-    parse_text, Act, AssistanceKind, AssistanceStatus, CountryCode, FollowUpKind, Gender, Harm, MissionStatus,
-    PersonnelCategory,
+    parse_text, Act, AssistanceKind, AssistanceStatus, CountryCode, FollowUpKind, Gender, Harm,
+    MissionStatus, PersonnelCategory,
 };
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{CaseFilter, CaseOrder, CaseOrderField, OrderDirection};
@@ -12,11 +12,14 @@ use async_graphql::{InputObject, Result};
 use chrono::NaiveDate;
 
 pub(crate) fn country(arg: &str, raw: &str) -> Result<CountryCode> {
-    CountryCode::parse(raw).map_err(|e| gql_error(ErrorCode::InvalidCountryCode, format!("{arg}: {e}")))
+    CountryCode::parse(raw)
+        .map_err(|e| gql_error(ErrorCode::InvalidCountryCode, format!("{arg}: {e}")))
 }
 
 pub(crate) fn countries(arg: &str, raw: &[String]) -> Result<Vec<String>> {
-    raw.iter().map(|c| country(arg, c).map(|c| c.to_string())).collect()
+    raw.iter()
+        .map(|c| country(arg, c).map(|c| c.to_string()))
+        .collect()
 }
 
 pub(crate) fn text(arg: &'static str, raw: &str, max: usize) -> Result<String> {
@@ -26,13 +29,20 @@ pub(crate) fn text(arg: &'static str, raw: &str, max: usize) -> Result<String> {
     })
 }
 
-pub(crate) fn opt_text(arg: &'static str, raw: &Option<String>, max: usize) -> Result<Option<String>> {
+pub(crate) fn opt_text(
+    arg: &'static str,
+    raw: &Option<String>,
+    max: usize,
+) -> Result<Option<String>> {
     raw.as_deref().map(|s| text(arg, s, max)).transpose()
 }
 
 pub(crate) fn not_future(arg: &str, date: NaiveDate, today: NaiveDate) -> Result<NaiveDate> {
     if date > today {
-        return Err(gql_error(ErrorCode::DateInFuture, format!("{arg} {date} lies in the future")));
+        return Err(gql_error(
+            ErrorCode::DateInFuture,
+            format!("{arg} {date} lies in the future"),
+        ));
     }
     Ok(date)
 }
@@ -67,20 +77,27 @@ impl CaseFilterInput {
         let to = self.to.map(|d| d.0);
         if let (Some(f), Some(t)) = (from, to) {
             if f > t {
-                return Err(gql_error(ErrorCode::InvalidDateRange, format!("filter.from {f} is after filter.to {t}")));
+                return Err(gql_error(
+                    ErrorCode::InvalidDateRange,
+                    format!("filter.from {f} is after filter.to {t}"),
+                ));
             }
         }
         let missions = self.missions.unwrap_or_default();
         for m in &missions {
-            crate::domain::MissionCode::parse(m)
-                .map_err(|e| gql_error(ErrorCode::UnknownMission, format!("filter.missions: {e}")))?;
+            crate::domain::MissionCode::parse(m).map_err(|e| {
+                gql_error(ErrorCode::UnknownMission, format!("filter.missions: {e}"))
+            })?;
         }
         Ok(CaseFilter {
             missions,
             host_states: countries("filter.hostStates", &self.host_states.unwrap_or_default())?,
             acts: self.acts.unwrap_or_default(),
             victim_categories: self.victim_categories.unwrap_or_default(),
-            victim_nationalities: countries("filter.victimNationalities", &self.victim_nationalities.unwrap_or_default())?,
+            victim_nationalities: countries(
+                "filter.victimNationalities",
+                &self.victim_nationalities.unwrap_or_default(),
+            )?,
             contributing_countries: countries(
                 "filter.contributingCountries",
                 &self.contributing_countries.unwrap_or_default(),
@@ -105,7 +122,10 @@ pub struct CaseOrderInput {
 
 impl From<CaseOrderInput> for CaseOrder {
     fn from(o: CaseOrderInput) -> Self {
-        CaseOrder { field: o.field, direction: o.direction }
+        CaseOrder {
+            field: o.field,
+            direction: o.direction,
+        }
     }
 }
 
@@ -121,7 +141,10 @@ pub struct CoordinatesInput {
 impl CoordinatesInput {
     pub(crate) fn parse(self) -> Result<(f64, f64)> {
         if !(-90.0..=90.0).contains(&self.latitude) || !(-180.0..=180.0).contains(&self.longitude) {
-            return Err(gql_error(ErrorCode::InvalidInput, "coordinates: latitude must lie in -90..90 and longitude in -180..180"));
+            return Err(gql_error(
+                ErrorCode::InvalidInput,
+                "coordinates: latitude must lie in -90..90 and longitude in -180..180",
+            ));
         }
         Ok((self.latitude, self.longitude))
     }

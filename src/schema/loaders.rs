@@ -1,7 +1,10 @@
 //! Data loaders: every list field of a page of cases is fetched in one store query per field,
 //! whatever the page size.
 
-use crate::store::{AssistanceRecord, CaseRecord, FollowUpRecord, MissionRecord, NationalReferenceRecord, Store, VictimRecord};
+use crate::store::{
+    AssistanceRecord, CaseRecord, FollowUpRecord, MissionRecord, NationalReferenceRecord, Store,
+    VictimRecord,
+};
 use async_graphql::dataloader::Loader;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,9 +37,16 @@ impl Loader<SubmissionsOf> for StoreLoader {
     type Value = Vec<crate::store::SubmissionRecord>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[SubmissionsOf]) -> Result<HashMap<SubmissionsOf, Vec<crate::store::SubmissionRecord>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[SubmissionsOf],
+    ) -> Result<HashMap<SubmissionsOf, Vec<crate::store::SubmissionRecord>>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.submissions_by_case_ids(&ids).await.map_err(Arc::new)?;
+        let rows = self
+            .store
+            .submissions_by_case_ids(&ids)
+            .await
+            .map_err(Arc::new)?;
         Ok(group(keys, rows, |v| SubmissionsOf(v.case_id.clone())))
     }
 }
@@ -47,7 +57,11 @@ pub struct AssistanceOf(pub String);
 
 type LoadError = Arc<crate::store::StoreError>;
 
-fn group<K: std::hash::Hash + Eq + Clone, V>(keys: &[K], items: Vec<V>, key_of: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
+fn group<K: std::hash::Hash + Eq + Clone, V>(
+    keys: &[K],
+    items: Vec<V>,
+    key_of: impl Fn(&V) -> K,
+) -> HashMap<K, Vec<V>> {
     let mut map: HashMap<K, Vec<V>> = keys.iter().cloned().map(|k| (k, Vec::new())).collect();
     for item in items {
         map.entry(key_of(&item)).or_default().push(item);
@@ -59,10 +73,20 @@ impl Loader<MissionKey> for StoreLoader {
     type Value = MissionRecord;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[MissionKey]) -> Result<HashMap<MissionKey, MissionRecord>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[MissionKey],
+    ) -> Result<HashMap<MissionKey, MissionRecord>, LoadError> {
         let codes: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let missions = self.store.missions_by_codes(&codes).await.map_err(Arc::new)?;
-        Ok(missions.into_iter().map(|m| (MissionKey(m.code.to_string()), m)).collect())
+        let missions = self
+            .store
+            .missions_by_codes(&codes)
+            .await
+            .map_err(Arc::new)?;
+        Ok(missions
+            .into_iter()
+            .map(|m| (MissionKey(m.code.to_string()), m))
+            .collect())
     }
 }
 
@@ -73,7 +97,10 @@ impl Loader<CaseKey> for StoreLoader {
     async fn load(&self, keys: &[CaseKey]) -> Result<HashMap<CaseKey, CaseRecord>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let cases = self.store.cases_by_ids(&ids).await.map_err(Arc::new)?;
-        Ok(cases.into_iter().map(|c| (CaseKey(c.id.clone()), c)).collect())
+        Ok(cases
+            .into_iter()
+            .map(|c| (CaseKey(c.id.clone()), c))
+            .collect())
     }
 }
 
@@ -81,9 +108,16 @@ impl Loader<VictimsOf> for StoreLoader {
     type Value = Vec<VictimRecord>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[VictimsOf]) -> Result<HashMap<VictimsOf, Vec<VictimRecord>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[VictimsOf],
+    ) -> Result<HashMap<VictimsOf, Vec<VictimRecord>>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.victims_by_case_ids(&ids).await.map_err(Arc::new)?;
+        let rows = self
+            .store
+            .victims_by_case_ids(&ids)
+            .await
+            .map_err(Arc::new)?;
         Ok(group(keys, rows, |v| VictimsOf(v.case_id.clone())))
     }
 }
@@ -92,9 +126,16 @@ impl Loader<FollowUpsOf> for StoreLoader {
     type Value = Vec<FollowUpRecord>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[FollowUpsOf]) -> Result<HashMap<FollowUpsOf, Vec<FollowUpRecord>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[FollowUpsOf],
+    ) -> Result<HashMap<FollowUpsOf, Vec<FollowUpRecord>>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.follow_ups_by_case_ids(&ids).await.map_err(Arc::new)?;
+        let rows = self
+            .store
+            .follow_ups_by_case_ids(&ids)
+            .await
+            .map_err(Arc::new)?;
         Ok(group(keys, rows, |v| FollowUpsOf(v.case_id.clone())))
     }
 }
@@ -103,9 +144,16 @@ impl Loader<ReferencesOf> for StoreLoader {
     type Value = Vec<NationalReferenceRecord>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[ReferencesOf]) -> Result<HashMap<ReferencesOf, Vec<NationalReferenceRecord>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[ReferencesOf],
+    ) -> Result<HashMap<ReferencesOf, Vec<NationalReferenceRecord>>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.national_references_by_case_ids(&ids).await.map_err(Arc::new)?;
+        let rows = self
+            .store
+            .national_references_by_case_ids(&ids)
+            .await
+            .map_err(Arc::new)?;
         Ok(group(keys, rows, |v| ReferencesOf(v.case_id.clone())))
     }
 }
@@ -114,11 +162,21 @@ impl Loader<AssistanceOf> for StoreLoader {
     type Value = Vec<AssistanceRecord>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[AssistanceOf]) -> Result<HashMap<AssistanceOf, Vec<AssistanceRecord>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[AssistanceOf],
+    ) -> Result<HashMap<AssistanceOf, Vec<AssistanceRecord>>, LoadError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self.store.assistance_by_case_ids(&ids).await.map_err(Arc::new)?;
+        let rows = self
+            .store
+            .assistance_by_case_ids(&ids)
+            .await
+            .map_err(Arc::new)?;
         let grouped = group(keys, rows, |(case_id, _)| AssistanceOf(case_id.clone()));
-        Ok(grouped.into_iter().map(|(k, v)| (k, v.into_iter().map(|(_, a)| a).collect())).collect())
+        Ok(grouped
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(|(_, a)| a).collect()))
+            .collect())
     }
 }
 
@@ -147,11 +205,18 @@ impl<K, V> Default for Slot<K, V> {
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> Slot<K, V> {
     pub(crate) fn get(&self, key: &K) -> Option<V> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
     }
 
     pub(crate) fn put_all(&self, values: HashMap<K, V>) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(values);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(values);
     }
 }
 

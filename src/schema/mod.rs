@@ -60,7 +60,11 @@ pub struct SchemaOptions {
 }
 
 /// Builds the schema over a store and the host-state connectors.
-pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, options: SchemaOptions) -> CaseGraphSchema {
+pub fn build(
+    store: Arc<dyn Store>,
+    connectors: crate::connectors::Connectors,
+    options: SchemaOptions,
+) -> CaseGraphSchema {
     let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
         .enable_federation()
         .data(Services {
@@ -74,7 +78,10 @@ pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, o
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
-        .extension(AliasLimit(options.limits.max_aliases, !options.introspection))
+        .extension(AliasLimit(
+            options.limits.max_aliases,
+            !options.introspection,
+        ))
         .extension(audit::OperationName);
     if !options.introspection {
         // Without introspection, "did you mean" suggestions would leak the schema too.
@@ -87,7 +94,8 @@ pub fn build(store: Arc<dyn Store>, connectors: crate::connectors::Connectors, o
 /// types excluded): what the access policy must classify.
 pub fn schema_fields() -> std::collections::BTreeSet<String> {
     use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
-    let doc = async_graphql::parser::parse_schema(sdl()).expect("the SDL async-graphql prints parses");
+    let doc =
+        async_graphql::parser::parse_schema(sdl()).expect("the SDL async-graphql prints parses");
     let mut out = std::collections::BTreeSet::new();
     for def in doc.definitions {
         if let TypeSystemDefinition::Type(t) = def {
@@ -107,29 +115,50 @@ pub fn schema_fields() -> std::collections::BTreeSet<String> {
 
 /// The SDL of the schema, as `casegraph schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription).enable_federation().finish().sdl()
+    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+        .enable_federation()
+        .finish()
+        .sdl()
 }
 
 /// Runs one request for a principal. Every error in the response carries `extensions.code`.
-pub async fn execute(schema: &CaseGraphSchema, request: async_graphql::Request, principal: Principal) -> async_graphql::Response {
+pub async fn execute(
+    schema: &CaseGraphSchema,
+    request: async_graphql::Request,
+    principal: Principal,
+) -> async_graphql::Response {
     let services = schema_services(schema);
     let store = Arc::clone(&services.store);
     let connectors = services.connectors.clone();
-    let operation = request.operation_name.clone().unwrap_or_else(|| "anonymous".into());
-    let (subject, organisation) = (principal.subject.clone(), principal.organisation.to_string());
+    let operation = request
+        .operation_name
+        .clone()
+        .unwrap_or_else(|| "anonymous".into());
+    let (subject, organisation) = (
+        principal.subject.clone(),
+        principal.organisation.to_string(),
+    );
     let audit = Arc::new(RequestAudit::default());
     let request = request
         .data(principal)
         .data(Arc::clone(&audit))
         .data(DataLoader::new(StoreLoader { store }, tokio::spawn))
         .data(loaders::Prefetched::default())
-        .data(DataLoader::new(proceedings::ConnectorLoader { connectors }, tokio::spawn));
+        .data(DataLoader::new(
+            proceedings::ConnectorLoader { connectors },
+            tokio::spawn,
+        ));
     let mut response = schema.execute(request).await;
     let reject = services.access.policy().enforcement().on_denied_field == OnDenied::Reject;
     let denied: Vec<String> = response
         .errors
         .iter()
-        .filter(|e| e.extensions.as_ref().and_then(|x| x.get("code")) == Some(&async_graphql::Value::from(ErrorCode::ForbiddenField.as_str())))
+        .filter(|e| {
+            e.extensions.as_ref().and_then(|x| x.get("code"))
+                == Some(&async_graphql::Value::from(
+                    ErrorCode::ForbiddenField.as_str(),
+                ))
+        })
         .map(|e| {
             e.path
                 .iter()
@@ -144,7 +173,11 @@ pub async fn execute(schema: &CaseGraphSchema, request: async_graphql::Request, 
     if reject && !denied.is_empty() {
         // The whole operation is refused: nothing of what was resolved leaves.
         let mut err = async_graphql::ServerError::new(
-            format!("the operation selects {} field(s) this principal may not read: {}", denied.len(), denied.join(", ")),
+            format!(
+                "the operation selects {} field(s) this principal may not read: {}",
+                denied.len(),
+                denied.join(", ")
+            ),
             None,
         );
         let mut ext = async_graphql::ErrorExtensionValues::default();
@@ -153,30 +186,42 @@ pub async fn execute(schema: &CaseGraphSchema, request: async_graphql::Request, 
         response = async_graphql::Response::from_errors(vec![err]);
     }
     match Arc::try_unwrap(audit) {
-        Ok(audit) => services.audit.record(audit.into_events(&subject, &organisation, &operation)),
-        Err(_) => tracing::error!("A resolver kept the request's audit collector alive: its events are lost"),
+        Ok(audit) => services
+            .audit
+            .record(audit.into_events(&subject, &organisation, &operation)),
+        Err(_) => tracing::error!(
+            "A resolver kept the request's audit collector alive: its events are lost"
+        ),
     }
     let failed_before_execution = response.data == async_graphql::Value::Null;
     for err in &mut response.errors {
-        let has_code = err.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+        let has_code = err
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
         if has_code {
             continue;
         }
-        let code = if err.message.contains("nested too deep") || err.message.contains("too complex") {
+        let code = if err.message.contains("nested too deep") || err.message.contains("too complex")
+        {
             ErrorCode::OperationTooComplex
         } else if err.path.is_empty() && failed_before_execution {
             ErrorCode::GraphqlValidationFailed
         } else {
             ErrorCode::Internal
         };
-        err.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
+        err.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code.as_str());
     }
     response
 }
 
 fn schema_services(schema: &CaseGraphSchema) -> &Services {
     // `build` always installs `Services`; SDL-only schemas are never executed.
-    schema.data::<Services>().expect("the schema was built with Services")
+    schema
+        .data::<Services>()
+        .expect("the schema was built with Services")
 }
 
 /// Refuses operations with more aliases than allowed (alias floods multiply resolver work).
@@ -204,7 +249,8 @@ impl async_graphql::extensions::Extension for AliasLimitExtension {
     ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
         if self.1 && selects_service_sdl(&doc) {
-            let mut err = async_graphql::ServerError::new("introspection is disabled on this server", None);
+            let mut err =
+                async_graphql::ServerError::new("introspection is disabled on this server", None);
             let mut ext = async_graphql::ErrorExtensionValues::default();
             ext.set("code", ErrorCode::GraphqlValidationFailed.as_str());
             err.extensions = Some(ext);
@@ -213,7 +259,10 @@ impl async_graphql::extensions::Extension for AliasLimitExtension {
         let count = count_aliases(&doc);
         if count > self.0 {
             let mut err = async_graphql::ServerError::new(
-                format!("the operation has {count} aliases; at most {} are allowed", self.0),
+                format!(
+                    "the operation has {count} aliases; at most {} are allowed",
+                    self.0
+                ),
                 None,
             );
             let mut ext = async_graphql::ErrorExtensionValues::default();
@@ -227,7 +276,11 @@ impl async_graphql::extensions::Extension for AliasLimitExtension {
 
 fn selects_service_sdl(doc: &async_graphql::parser::types::ExecutableDocument) -> bool {
     use async_graphql::parser::types::{Selection, SelectionSet};
-    fn walk(set: &SelectionSet, doc: &async_graphql::parser::types::ExecutableDocument, depth: usize) -> bool {
+    fn walk(
+        set: &SelectionSet,
+        doc: &async_graphql::parser::types::ExecutableDocument,
+        depth: usize,
+    ) -> bool {
         depth < 8
             && set.items.iter().any(|item| match &item.node {
                 Selection::Field(f) => f.node.name.node == "_service",
@@ -238,7 +291,9 @@ fn selects_service_sdl(doc: &async_graphql::parser::types::ExecutableDocument) -
                     .is_some_and(|f| walk(&f.node.selection_set.node, doc, depth + 1)),
             })
     }
-    doc.operations.iter().any(|(_, op)| walk(&op.node.selection_set.node, doc, 0))
+    doc.operations
+        .iter()
+        .any(|(_, op)| walk(&op.node.selection_set.node, doc, 0))
 }
 
 fn count_aliases(doc: &async_graphql::parser::types::ExecutableDocument) -> usize {
@@ -247,14 +302,24 @@ fn count_aliases(doc: &async_graphql::parser::types::ExecutableDocument) -> usiz
         set.items
             .iter()
             .map(|item| match &item.node {
-                Selection::Field(f) => usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node),
+                Selection::Field(f) => {
+                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
+                }
                 Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
                 Selection::FragmentSpread(_) => 0,
             })
             .sum()
     }
-    let ops: usize = doc.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node)).sum();
-    let frags: usize = doc.fragments.values().map(|f| walk(&f.node.selection_set.node)).sum();
+    let ops: usize = doc
+        .operations
+        .iter()
+        .map(|(_, op)| walk(&op.node.selection_set.node))
+        .sum();
+    let frags: usize = doc
+        .fragments
+        .values()
+        .map(|f| walk(&f.node.selection_set.node))
+        .sum();
     ops + frags
 }
 
@@ -265,19 +330,32 @@ pub(crate) fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {
 /// Data that [`build`] and [`execute`] always install; its absence is a programming error in
 /// this module, caught by every integration test.
 pub(crate) fn request_data<'a, T: std::any::Any + Send + Sync>(ctx: &'a Context<'_>) -> &'a T {
-    ctx.data::<T>().unwrap_or_else(|_| panic!("{} is installed by schema::build/execute", std::any::type_name::<T>()))
+    ctx.data::<T>().unwrap_or_else(|_| {
+        panic!(
+            "{} is installed by schema::build/execute",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Principal> {
-    ctx.data_opt::<Principal>().ok_or_else(|| gql_error(ErrorCode::Unauthenticated, "authentication required"))
+    ctx.data_opt::<Principal>()
+        .ok_or_else(|| gql_error(ErrorCode::Unauthenticated, "authentication required"))
 }
 
 fn path_of(ctx: &Context<'_>) -> String {
-    ctx.path_node.map(|p| p.to_string_vec().join(".")).unwrap_or_default()
+    ctx.path_node
+        .map(|p| p.to_string_vec().join("."))
+        .unwrap_or_default()
 }
 
 /// Asks the access gate whether the caller may read `type_name.field` of `subject`.
-pub(crate) fn gate(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>) -> async_graphql::Result<()> {
+pub(crate) fn gate(
+    ctx: &Context<'_>,
+    type_name: &str,
+    field: &str,
+    subject: Subject<'_>,
+) -> async_graphql::Result<()> {
     gate_at(ctx, type_name, field, subject, None)
 }
 
@@ -289,7 +367,13 @@ pub(crate) fn allow(ctx: &Context<'_>, type_name: &str, field: &str, subject: Su
 }
 
 /// [`allow`] with a floor (a source's marking).
-pub(crate) fn allow_at(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>, floor: Option<Level>) -> bool {
+pub(crate) fn allow_at(
+    ctx: &Context<'_>,
+    type_name: &str,
+    field: &str,
+    subject: Subject<'_>,
+    floor: Option<Level>,
+) -> bool {
     match gate_at(ctx, type_name, field, subject, floor) {
         Ok(()) => true,
         Err(e) => {
@@ -308,7 +392,9 @@ pub(crate) fn gate_at(
     floor: Option<Level>,
 ) -> async_graphql::Result<()> {
     let p = principal(ctx)?;
-    let (level, decision) = services(ctx).access.authorize_read(p, type_name, field, subject, floor);
+    let (level, decision) = services(ctx)
+        .access
+        .authorize_read(p, type_name, field, subject, floor);
     let case_id = match subject {
         Subject::Case(f) | Subject::Victim(f, _, _) => Some(f.id.as_str()),
         _ => None,
@@ -322,7 +408,12 @@ pub(crate) fn gate_at(
 }
 
 /// Like [`gate`], for a level a record rule decided (`what` names the field in messages).
-pub(crate) fn gate_level(ctx: &Context<'_>, what: &str, level: Level, subject: Subject<'_>) -> async_graphql::Result<()> {
+pub(crate) fn gate_level(
+    ctx: &Context<'_>,
+    what: &str,
+    level: Level,
+    subject: Subject<'_>,
+) -> async_graphql::Result<()> {
     let p = principal(ctx)?;
     let access = &services(ctx).access;
     let case_id = match subject {
@@ -339,14 +430,21 @@ pub(crate) fn gate_level(ctx: &Context<'_>, what: &str, level: Level, subject: S
     } else {
         Decision::Deny {
             code: ErrorCode::ForbiddenField,
-            message: format!("{what} is {} here and not readable by this principal", level.as_str()),
+            message: format!(
+                "{what} is {} here and not readable by this principal",
+                level.as_str()
+            ),
         }
     };
     decide(ctx, decision, case_id)
 }
 
 /// Turns a decision into a result, auditing a refusal.
-pub(crate) fn decide(ctx: &Context<'_>, decision: Decision, case: Option<&str>) -> async_graphql::Result<()> {
+pub(crate) fn decide(
+    ctx: &Context<'_>,
+    decision: Decision,
+    case: Option<&str>,
+) -> async_graphql::Result<()> {
     match decision {
         Decision::Grant => Ok(()),
         Decision::Deny { code, message } => {
@@ -357,7 +455,11 @@ pub(crate) fn decide(ctx: &Context<'_>, decision: Decision, case: Option<&str>) 
 }
 
 /// Asks the access gate whether the caller may write; audits the attempt; returns the actor.
-pub(crate) fn authorize_write(ctx: &Context<'_>, op: WriteOperation, case: Option<&str>) -> async_graphql::Result<String> {
+pub(crate) fn authorize_write(
+    ctx: &Context<'_>,
+    op: WriteOperation,
+    case: Option<&str>,
+) -> async_graphql::Result<String> {
     let p = principal(ctx)?;
     let decision = services(ctx).access.authorize_write(p, op);
     let audit = request_data::<Arc<RequestAudit>>(ctx);
@@ -381,7 +483,10 @@ pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
     match code {
         ErrorCode::Internal | ErrorCode::StoreUnavailable => {
             tracing::error!(error = %e, "Store operation failed");
-            gql_error(code, "the case store failed; the server log has details under this request's id")
+            gql_error(
+                code,
+                "the case store failed; the server log has details under this request's id",
+            )
         }
         _ => gql_error(code, e.to_string()),
     }
@@ -389,5 +494,8 @@ pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
 
 pub(crate) fn load_err(e: Arc<StoreError>) -> async_graphql::Error {
     tracing::error!(error = %e, "Batched store load failed");
-    gql_error(e.code(), "the case store failed; the server log has details under this request's id")
+    gql_error(
+        e.code(),
+        "the case store failed; the server log has details under this request's id",
+    )
 }

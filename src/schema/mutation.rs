@@ -2,15 +2,20 @@
 //! one transaction, and returns the changed records.
 
 use super::inputs::{
-    country, not_future, opt_text, text, AssistanceInput, FollowUpActionInput, NationalReferenceInput, ReportCaseInput,
-    UpdateCaseInput, VictimInput,
+    country, not_future, opt_text, text, AssistanceInput, FollowUpActionInput,
+    NationalReferenceInput, ReportCaseInput, UpdateCaseInput, VictimInput,
 };
-use super::types::{CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Submission, Victim};
+use super::types::{
+    CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Submission,
+    Victim,
+};
 use super::{audit_write, authorize_write, services, store_err};
 use crate::access::WriteOperation;
 use crate::domain::{parse_reference, Act};
 use crate::error::{gql_error, ErrorCode};
-use crate::store::{CasePatch, NewAssistance, NewCase, NewFollowUp, NewNationalReference, NewVictim};
+use crate::store::{
+    CasePatch, NewAssistance, NewCase, NewFollowUp, NewNationalReference, NewVictim,
+};
 use async_graphql::{Context, Object, Result, SimpleObject, ID};
 use chrono::Utc;
 use std::sync::Arc;
@@ -21,13 +26,21 @@ pub struct MutationRoot;
 
 fn acts(list: Vec<Act>) -> Result<Vec<Act>> {
     if list.is_empty() {
-        return Err(gql_error(ErrorCode::EmptyValue, "acts must name at least one act"));
+        return Err(gql_error(
+            ErrorCode::EmptyValue,
+            "acts must name at least one act",
+        ));
     }
     Ok(list)
 }
 
 fn groups(list: Option<Vec<String>>) -> Result<Option<Vec<String>>> {
-    list.map(|l| l.iter().map(|g| text("perpetratorGroups", g, 200)).collect()).transpose()
+    list.map(|l| {
+        l.iter()
+            .map(|g| text("perpetratorGroups", g, 200))
+            .collect()
+    })
+    .transpose()
 }
 
 fn reference(arg: &'static str, raw: &str) -> Result<String> {
@@ -40,10 +53,18 @@ fn reference(arg: &'static str, raw: &str) -> Result<String> {
 fn email(raw: &str) -> Result<String> {
     let e = raw.trim();
     let valid = e.len() <= 254
-        && e.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
         && !e.chars().any(|c| c.is_whitespace() || c.is_control());
     if !valid {
-        return Err(gql_error(ErrorCode::InvalidInput, "focalPoint.email is not an e-mail address"));
+        return Err(gql_error(
+            ErrorCode::InvalidInput,
+            "focalPoint.email is not an e-mail address",
+        ));
     }
     Ok(e.to_string())
 }
@@ -58,8 +79,16 @@ pub struct FocalPointInput {
 }
 
 async fn reload(ctx: &Context<'_>, id: &str) -> Result<Case> {
-    let found = services(ctx).store.cases_by_ids(&[id.to_string()]).await.map_err(store_err)?;
-    found.into_iter().next().map(Case::from).ok_or_else(|| gql_error(ErrorCode::NotFound, format!("case {id} not found")))
+    let found = services(ctx)
+        .store
+        .cases_by_ids(&[id.to_string()])
+        .await
+        .map_err(store_err)?;
+    found
+        .into_iter()
+        .next()
+        .map(Case::from)
+        .ok_or_else(|| gql_error(ErrorCode::NotFound, format!("case {id} not found")))
 }
 
 /// The victim added, and the case at its new version.
@@ -96,16 +125,27 @@ impl MutationRoot {
         let actor = authorize_write(ctx, WriteOperation::ReportCase, None)?;
         let today = Utc::now().date_naive();
         let incident_date = not_future("incidentDate", input.incident_date.0, today)?;
-        let reported_date = input.reported_date.map(|d| not_future("reportedDate", d.0, today)).transpose()?;
+        let reported_date = input
+            .reported_date
+            .map(|d| not_future("reportedDate", d.0, today))
+            .transpose()?;
         if reported_date.is_some_and(|r| r < incident_date) {
-            return Err(gql_error(ErrorCode::InvalidDateRange, "reportedDate is before incidentDate"));
+            return Err(gql_error(
+                ErrorCode::InvalidDateRange,
+                "reportedDate is before incidentDate",
+            ));
         }
         let coordinates = input.coordinates.map(|c| c.parse()).transpose()?;
         let case = NewCase {
             mission_code: crate::domain::MissionCode::parse(&input.mission)
                 .map_err(|e| gql_error(ErrorCode::UnknownMission, format!("mission: {e}")))?
                 .to_string(),
-            host_state: input.host_state.as_deref().map(|h| country("hostState", h)).transpose()?.map(|c| c.to_string()),
+            host_state: input
+                .host_state
+                .as_deref()
+                .map(|h| country("hostState", h))
+                .transpose()?
+                .map(|c| c.to_string()),
             incident_date,
             reported_date,
             acts: acts(input.acts)?,
@@ -116,7 +156,11 @@ impl MutationRoot {
             summary: opt_text("summary", &input.summary, 10_000)?,
             perpetrator_groups: groups(input.perpetrator_groups)?.unwrap_or_default(),
         };
-        let record = services(ctx).store.insert_case(case, &actor).await.map_err(store_err)?;
+        let record = services(ctx)
+            .store
+            .insert_case(case, &actor)
+            .await
+            .map_err(store_err)?;
         tracing::info!(case = %record.id, operation = "reportCase", "Case reported");
         audit_write(ctx, WriteOperation::ReportCase, Some(&record.id));
         Ok(Case::from(record))
@@ -124,13 +168,30 @@ impl MutationRoot {
 
     /// Changes a case if it is still at `expectedVersion`; otherwise fails with
     /// `VERSION_CONFLICT` and changes nothing.
-    async fn update_case(&self, ctx: &Context<'_>, id: ID, expected_version: i32, input: UpdateCaseInput) -> Result<Case> {
+    async fn update_case(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        expected_version: i32,
+        input: UpdateCaseInput,
+    ) -> Result<Case> {
         let actor = authorize_write(ctx, WriteOperation::UpdateCase, Some(&id))?;
         let today = Utc::now().date_naive();
         let patch = CasePatch {
-            host_state: input.host_state.as_deref().map(|h| country("hostState", h)).transpose()?.map(|c| c.to_string()),
-            incident_date: input.incident_date.map(|d| not_future("incidentDate", d.0, today)).transpose()?,
-            reported_date: input.reported_date.map(|d| not_future("reportedDate", d.0, today)).transpose()?,
+            host_state: input
+                .host_state
+                .as_deref()
+                .map(|h| country("hostState", h))
+                .transpose()?
+                .map(|c| c.to_string()),
+            incident_date: input
+                .incident_date
+                .map(|d| not_future("incidentDate", d.0, today))
+                .transpose()?,
+            reported_date: input
+                .reported_date
+                .map(|d| not_future("reportedDate", d.0, today))
+                .transpose()?,
             acts: input.acts.map(acts).transpose()?,
             region: opt_text("region", &input.region, 200)?,
             locality: opt_text("locality", &input.locality, 200)?,
@@ -144,8 +205,13 @@ impl MutationRoot {
             let current = reload(ctx, &id).await?.record;
             let incident = patch.incident_date.unwrap_or(current.incident_date);
             let reported = patch.reported_date.or(current.reported_date);
-            if current.version == i64::from(expected_version) && reported.is_some_and(|r| r < incident) {
-                return Err(gql_error(ErrorCode::InvalidDateRange, "reportedDate is before incidentDate"));
+            if current.version == i64::from(expected_version)
+                && reported.is_some_and(|r| r < incident)
+            {
+                return Err(gql_error(
+                    ErrorCode::InvalidDateRange,
+                    "reportedDate is before incidentDate",
+                ));
             }
         }
         let record = services(ctx)
@@ -153,7 +219,10 @@ impl MutationRoot {
             .update_case(&id, i64::from(expected_version), patch, &actor)
             .await
             .map_err(store_err)?;
-        if record.reported_date.is_some_and(|r| r < record.incident_date) {
+        if record
+            .reported_date
+            .is_some_and(|r| r < record.incident_date)
+        {
             tracing::warn!(case = %record.id, "Case now has a reported date before its incident date");
         }
         tracing::info!(case = %record.id, version = record.version, operation = "updateCase", "Case updated");
@@ -163,9 +232,19 @@ impl MutationRoot {
 
     /// Adds a victim to a case. With `expectedVersion`, fails with `VERSION_CONFLICT` if the
     /// case changed since it was read.
-    async fn add_victim(&self, ctx: &Context<'_>, case_id: ID, expected_version: Option<i32>, input: VictimInput) -> Result<AddVictimPayload> {
+    async fn add_victim(
+        &self,
+        ctx: &Context<'_>,
+        case_id: ID,
+        expected_version: Option<i32>,
+        input: VictimInput,
+    ) -> Result<AddVictimPayload> {
         let actor = authorize_write(ctx, WriteOperation::AddVictim, Some(&case_id))?;
-        let nationality = input.nationality.as_deref().map(|c| country("nationality", c)).transpose()?;
+        let nationality = input
+            .nationality
+            .as_deref()
+            .map(|c| country("nationality", c))
+            .transpose()?;
         let contributing_country = match input.contributing_country.as_deref() {
             Some(c) => Some(country("contributingCountry", c)?),
             None if input.category.is_uniformed() => nationality.clone(),
@@ -178,7 +257,11 @@ impl MutationRoot {
             harm: input.harm,
             gender: input.gender,
             name: opt_text("name", &input.name, 200)?,
-            service_number: input.service_number.as_deref().map(|s| reference("serviceNumber", s)).transpose()?,
+            service_number: input
+                .service_number
+                .as_deref()
+                .map(|s| reference("serviceNumber", s))
+                .transpose()?,
         };
         let record = services(ctx)
             .store
@@ -188,7 +271,13 @@ impl MutationRoot {
         tracing::info!(case = %case_id.0, operation = "addVictim", "Victim added");
         audit_write(ctx, WriteOperation::AddVictim, Some(&case_id));
         let case = reload(ctx, &case_id).await?;
-        Ok(AddVictimPayload { victim: Victim { record, facts: Arc::clone(&case.facts) }, case })
+        Ok(AddVictimPayload {
+            victim: Victim {
+                record,
+                facts: Arc::clone(&case.facts),
+            },
+            case,
+        })
     }
 
     /// Records a UN follow-up action on a case (res. 2589 §4(b)).
@@ -213,17 +302,30 @@ impl MutationRoot {
         tracing::info!(case = %case_id.0, operation = "recordFollowUpAction", "Follow-up action recorded");
         audit_write(ctx, WriteOperation::RecordFollowUpAction, Some(&case_id));
         let case = reload(ctx, &case_id).await?;
-        Ok(RecordFollowUpActionPayload { follow_up_action: FollowUpAction { record, facts: Arc::clone(&case.facts) }, case })
+        Ok(RecordFollowUpActionPayload {
+            follow_up_action: FollowUpAction {
+                record,
+                facts: Arc::clone(&case.facts),
+            },
+            case,
+        })
     }
 
     /// Records capacity-building assistance offered to a host state (res. 2589 §5).
-    async fn record_assistance(&self, ctx: &Context<'_>, input: AssistanceInput) -> Result<CapacityBuildingAssistance> {
+    async fn record_assistance(
+        &self,
+        ctx: &Context<'_>,
+        input: AssistanceInput,
+    ) -> Result<CapacityBuildingAssistance> {
         let actor = authorize_write(ctx, WriteOperation::RecordAssistance, None)?;
         let period_start = input.period_start.map(|d| d.0);
         let period_end = input.period_end.map(|d| d.0);
         if let (Some(s), Some(e)) = (period_start, period_end) {
             if s > e {
-                return Err(gql_error(ErrorCode::InvalidDateRange, "periodStart is after periodEnd"));
+                return Err(gql_error(
+                    ErrorCode::InvalidDateRange,
+                    "periodStart is after periodEnd",
+                ));
             }
         }
         let record = NewAssistance {
@@ -234,9 +336,18 @@ impl MutationRoot {
             period_start,
             period_end,
             description: opt_text("description", &input.description, 10_000)?,
-            case_ids: input.case_ids.unwrap_or_default().into_iter().map(|id| id.0).collect(),
+            case_ids: input
+                .case_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
         };
-        let record = services(ctx).store.insert_assistance(record, &actor).await.map_err(store_err)?;
+        let record = services(ctx)
+            .store
+            .insert_assistance(record, &actor)
+            .await
+            .map_err(store_err)?;
         tracing::info!(assistance = %record.id, operation = "recordAssistance", "Assistance recorded");
         audit_write(ctx, WriteOperation::RecordAssistance, None);
         Ok(CapacityBuildingAssistance(record))
@@ -244,16 +355,25 @@ impl MutationRoot {
 
     /// Designates (or, with `focalPoint: null`, clears) a mission's focal point for safety and
     /// security cases (res. 2589 §9).
-    async fn set_mission_focal_point(&self, ctx: &Context<'_>, mission: String, focal_point: Option<FocalPointInput>) -> Result<Mission> {
+    async fn set_mission_focal_point(
+        &self,
+        ctx: &Context<'_>,
+        mission: String,
+        focal_point: Option<FocalPointInput>,
+    ) -> Result<Mission> {
         let actor = authorize_write(ctx, WriteOperation::SetFocalPoint, None)?;
         let focal_point = match focal_point {
             Some(f) => Some(crate::store::FocalPoint {
                 name: text("focalPoint.name", &f.name, 200)?,
-                email: f.email.as_deref().map(|e| email(e)).transpose()?,
+                email: f.email.as_deref().map(email).transpose()?,
             }),
             None => None,
         };
-        let record = services(ctx).store.set_focal_point(mission.trim(), focal_point).await.map_err(store_err)?;
+        let record = services(ctx)
+            .store
+            .set_focal_point(mission.trim(), focal_point)
+            .await
+            .map_err(store_err)?;
         tracing::info!(mission = %record.code, operation = "setMissionFocalPoint", "Focal point set");
         let _ = actor;
         audit_write(ctx, WriteOperation::SetFocalPoint, None);
@@ -262,14 +382,22 @@ impl MutationRoot {
 
     /// A Member State submits information on a case it is concerned with (res. 2589 §6). It is
     /// held for review by a UN case officer before it enters the record.
-    async fn submit_case_information(&self, ctx: &Context<'_>, case_id: ID, content: String) -> Result<Submission> {
+    async fn submit_case_information(
+        &self,
+        ctx: &Context<'_>,
+        case_id: ID,
+        content: String,
+    ) -> Result<Submission> {
         let actor = authorize_write(ctx, WriteOperation::SubmitCaseInformation, Some(&case_id))?;
         let content = text("content", &content, 20_000)?;
         // Only a case the state is concerned with: an invisible case is "not found".
         let case = reload(ctx, &case_id).await?;
         let principal = super::principal(ctx)?;
         if !services(ctx).access.case_visible(principal, &case.facts) {
-            return Err(gql_error(ErrorCode::NotFound, format!("case {} not found", case_id.0)));
+            return Err(gql_error(
+                ErrorCode::NotFound,
+                format!("case {} not found", case_id.0),
+            ));
         }
         let organisation = principal.organisation.to_string();
         let record = services(ctx)
@@ -279,11 +407,20 @@ impl MutationRoot {
             .map_err(store_err)?;
         tracing::info!(case = %case_id.0, operation = "submitCaseInformation", "Submission received");
         audit_write(ctx, WriteOperation::SubmitCaseInformation, Some(&case_id));
-        Ok(Submission { record, facts: Arc::clone(&case.facts) })
+        Ok(Submission {
+            record,
+            facts: Arc::clone(&case.facts),
+        })
     }
 
     /// A UN case officer accepts (into the record) or rejects a pending submission.
-    async fn review_submission(&self, ctx: &Context<'_>, id: ID, accept: bool, note: Option<String>) -> Result<Submission> {
+    async fn review_submission(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        accept: bool,
+        note: Option<String>,
+    ) -> Result<Submission> {
         let actor = authorize_write(ctx, WriteOperation::ReviewSubmission, None)?;
         let note = opt_text("note", &note, 5_000)?;
         let record = services(ctx)
@@ -294,7 +431,10 @@ impl MutationRoot {
         tracing::info!(submission = %record.id, accepted = accept, operation = "reviewSubmission", "Submission reviewed");
         audit_write(ctx, WriteOperation::ReviewSubmission, Some(&record.case_id));
         let case = reload(ctx, &record.case_id).await?;
-        Ok(Submission { record, facts: Arc::clone(&case.facts) })
+        Ok(Submission {
+            record,
+            facts: Arc::clone(&case.facts),
+        })
     }
 
     /// Links a national case-file reference to a case, so that host-state connectors can find it.
@@ -319,6 +459,12 @@ impl MutationRoot {
         tracing::info!(case = %case_id.0, operation = "linkNationalReference", "National reference linked");
         audit_write(ctx, WriteOperation::LinkNationalReference, Some(&case_id));
         let case = reload(ctx, &case_id).await?;
-        Ok(LinkNationalReferencePayload { national_reference: NationalReference { record, facts: Arc::clone(&case.facts) }, case })
+        Ok(LinkNationalReferencePayload {
+            national_reference: NationalReference {
+                record,
+                facts: Arc::clone(&case.facts),
+            },
+            case,
+        })
     }
 }

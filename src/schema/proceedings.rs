@@ -8,8 +8,12 @@
 use super::scalars::{Date, DateTime};
 use super::{gate, gate_at, services};
 use crate::access::{CaseFacts, Level, Subject};
-use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, FieldMask, FreshnessState, Mapped};
-use crate::connectors::{ConnectorHandle, ConnectorKind, Connectors, HealthState, Lookup, MatchBy, Served};
+use crate::connectors::model::{
+    CaseStage, CourtType, DefendantStatus, FieldMask, FreshnessState, Mapped,
+};
+use crate::connectors::{
+    ConnectorHandle, ConnectorKind, Connectors, HealthState, Lookup, MatchBy, Served,
+};
 use crate::error::{gql_error, ErrorCode};
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Object, Result, SimpleObject};
@@ -38,22 +42,37 @@ impl Loader<ProceedingsKey> for ConnectorLoader {
     type Value = Lookup;
     type Error = Arc<str>;
 
-    async fn load(&self, keys: &[ProceedingsKey]) -> Result<HashMap<ProceedingsKey, Lookup>, Arc<str>> {
+    async fn load(
+        &self,
+        keys: &[ProceedingsKey],
+    ) -> Result<HashMap<ProceedingsKey, Lookup>, Arc<str>> {
         let mut by_connector: HashMap<(usize, FieldMask), Vec<String>> = HashMap::new();
         for k in keys {
-            by_connector.entry((k.connector, k.fields)).or_default().push(k.key.clone());
+            by_connector
+                .entry((k.connector, k.fields))
+                .or_default()
+                .push(k.key.clone());
         }
-        let calls = by_connector.into_iter().filter_map(|((idx, fields), keys)| {
-            let handle = Arc::clone(self.connectors.at(idx)?);
-            Some(async move {
-                let found = handle.runtime.lookup_fields(&keys, fields).await;
-                (idx, fields, found)
-            })
-        });
+        let calls = by_connector
+            .into_iter()
+            .filter_map(|((idx, fields), keys)| {
+                let handle = Arc::clone(self.connectors.at(idx)?);
+                Some(async move {
+                    let found = handle.runtime.lookup_fields(&keys, fields).await;
+                    (idx, fields, found)
+                })
+            });
         let mut out = HashMap::with_capacity(keys.len());
         for (idx, fields, found) in futures::future::join_all(calls).await {
             for (key, lookup) in found {
-                out.insert(ProceedingsKey { connector: idx, key, fields }, lookup);
+                out.insert(
+                    ProceedingsKey {
+                        connector: idx,
+                        key,
+                        fields,
+                    },
+                    lookup,
+                );
             }
         }
         Ok(out)
@@ -67,9 +86,13 @@ async fn wanted_keys(
     case: &crate::store::CaseRecord,
 ) -> Result<Vec<(usize, Arc<ConnectorHandle>, Vec<String>)>> {
     let connectors = &services(ctx).connectors;
-    let Some(host) = case.host_state.as_deref() else { return Ok(Vec::new()) };
-    let applicable: Vec<(usize, Arc<ConnectorHandle>)> =
-        connectors.for_host_state(host).map(|(i, c)| (i, Arc::clone(c))).collect();
+    let Some(host) = case.host_state.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let applicable: Vec<(usize, Arc<ConnectorHandle>)> = connectors
+        .for_host_state(host)
+        .map(|(i, c)| (i, Arc::clone(c)))
+        .collect();
     let mut national_refs: Option<Vec<crate::store::NationalReferenceRecord>> = None;
     let mut wanted = Vec::new();
     for (idx, handle) in applicable {
@@ -118,15 +141,24 @@ pub(crate) async fn prefetch_page(
         let facts = CaseFacts::of(case);
         let fields = requested_fields(ctx, look, &facts)?;
         for (idx, _, case_keys) in wanted_keys(ctx, case).await? {
-            keys.extend(case_keys.into_iter().map(|key| ProceedingsKey { connector: idx, key, fields }));
+            keys.extend(case_keys.into_iter().map(|key| ProceedingsKey {
+                connector: idx,
+                key,
+                fields,
+            }));
         }
     }
     if keys.is_empty() {
         return Ok(());
     }
     let loader = super::request_data::<DataLoader<ConnectorLoader>>(ctx);
-    let found = loader.load_many(keys).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
-    super::request_data::<super::loaders::Prefetched>(ctx).proceedings.put_all(found);
+    let found = loader
+        .load_many(keys)
+        .await
+        .map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?;
+    super::request_data::<super::loaders::Prefetched>(ctx)
+        .proceedings
+        .put_all(found);
     Ok(())
 }
 
@@ -144,7 +176,13 @@ pub(crate) async fn for_case(
     let prefetched = &super::request_data::<super::loaders::Prefetched>(ctx).proceedings;
     let all_keys: Vec<ProceedingsKey> = wanted
         .iter()
-        .flat_map(|(idx, _, keys)| keys.iter().map(|k| ProceedingsKey { connector: *idx, key: k.clone(), fields }))
+        .flat_map(|(idx, _, keys)| {
+            keys.iter().map(|k| ProceedingsKey {
+                connector: *idx,
+                key: k.clone(),
+                fields,
+            })
+        })
         .collect();
     let mut found: HashMap<ProceedingsKey, Lookup> = HashMap::new();
     let mut missing = Vec::new();
@@ -158,14 +196,23 @@ pub(crate) async fn for_case(
     }
     if !missing.is_empty() {
         let loader = super::request_data::<DataLoader<ConnectorLoader>>(ctx);
-        found.extend(loader.load_many(missing).await.map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?);
+        found.extend(
+            loader
+                .load_many(missing)
+                .await
+                .map_err(|e| gql_error(ErrorCode::Internal, e.to_string()))?,
+        );
     }
     let mut out = Vec::new();
     for (idx, handle, keys) in wanted {
         let mut failure = None;
         let mut served = None;
         for key in keys {
-            match found.get(&ProceedingsKey { connector: idx, key, fields }) {
+            match found.get(&ProceedingsKey {
+                connector: idx,
+                key,
+                fields,
+            }) {
                 Some(Lookup::Found(s)) => {
                     served = Some(Arc::clone(s));
                     break;
@@ -177,12 +224,18 @@ pub(crate) async fn for_case(
         match (served, failure) {
             (Some(s), _) => {
                 let access = &services(ctx).access;
-                let floor = s.proceedings.marking.as_deref().map(|m| access.policy().marking_level(m));
+                let floor = s
+                    .proceedings
+                    .marking
+                    .as_deref()
+                    .map(|m| access.policy().marking_level(m));
                 // SEALED content never leaves the connector layer: only the fact that a
                 // restricted record exists does.
                 let served = if floor == Some(Level::Sealed) {
                     Arc::new(Served {
-                        proceedings: crate::connectors::model::Proceedings::withheld(&s.proceedings.key),
+                        proceedings: crate::connectors::model::Proceedings::withheld(
+                            &s.proceedings.key,
+                        ),
                         freshness: s.freshness,
                         age: s.age,
                     })
@@ -208,7 +261,11 @@ pub(crate) async fn for_case(
 /// The parts of national records to ask for: those the query selects AND the principal may
 /// read on this case. The decision is taken before any call, so a denied field is never
 /// requested from a system that answers field by field.
-fn requested_fields(ctx: &Context<'_>, look: &async_graphql::Lookahead<'_>, facts: &CaseFacts) -> Result<FieldMask> {
+fn requested_fields(
+    ctx: &Context<'_>,
+    look: &async_graphql::Lookahead<'_>,
+    facts: &CaseFacts,
+) -> Result<FieldMask> {
     const BITS: [(&str, u16); 10] = [
         ("nationalReference", FieldMask::NATIONAL_REFERENCE),
         ("authority", FieldMask::AUTHORITY),
@@ -226,7 +283,16 @@ fn requested_fields(ctx: &Context<'_>, look: &async_graphql::Lookahead<'_>, fact
     let mut mask = 0u16;
     for (field, bit) in BITS {
         if look.field(field).exists()
-            && access.authorize_read(principal, "NationalProceedings", field, Subject::Case(facts), None).1.granted()
+            && access
+                .authorize_read(
+                    principal,
+                    "NationalProceedings",
+                    field,
+                    Subject::Case(facts),
+                    None,
+                )
+                .1
+                .granted()
         {
             mask |= bit;
         }
@@ -257,24 +323,48 @@ pub struct NationalProceedings {
 impl NationalProceedings {
     /// Id of the connector (host-state system) that reported them.
     async fn source(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate_at(ctx, "NationalProceedings", "source", Subject::Case(&self.facts), self.floor)?;
+        gate_at(
+            ctx,
+            "NationalProceedings",
+            "source",
+            Subject::Case(&self.facts),
+            self.floor,
+        )?;
         Ok(&self.handle.id)
     }
     /// Name of that system.
     async fn source_name(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate_at(ctx, "NationalProceedings", "sourceName", Subject::Case(&self.facts), self.floor)?;
+        gate_at(
+            ctx,
+            "NationalProceedings",
+            "sourceName",
+            Subject::Case(&self.facts),
+            self.floor,
+        )?;
         Ok(&self.handle.name)
     }
     /// The national reference of the case file.
     async fn national_reference(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "NationalProceedings", "nationalReference", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "nationalReference",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.served.proceedings.national_reference.as_deref())
     }
     /// The authority in charge.
     async fn authority(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "NationalProceedings", "authority", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "authority",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.served.proceedings.authority.as_deref())
@@ -282,68 +372,138 @@ impl NationalProceedings {
     /// Current stage, canonical. Null with `CONNECTOR_UNMAPPED_VALUE` when the national label
     /// has no mapping (see `nationalStage`).
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        if !super::allow_at(ctx, "NationalProceedings", "stage", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "stage",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
-        self.served.proceedings.stage.as_ref().map(|s| unmapped(&self.handle.id, "stage", s)).transpose()
+        self.served
+            .proceedings
+            .stage
+            .as_ref()
+            .map(|s| unmapped(&self.handle.id, "stage", s))
+            .transpose()
     }
     /// Current stage, as the national system words it.
     async fn national_stage(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "NationalProceedings", "nationalStage", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "nationalStage",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.served.proceedings.national_stage.as_deref())
     }
     /// Dated stages, oldest first.
     async fn stage_history(&self, ctx: &Context<'_>) -> Result<Option<Vec<StageEntry>>> {
-        if !super::allow_at(ctx, "NationalProceedings", "stageHistory", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "stageHistory",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
-        Ok(Some(self
-            .served
-            .proceedings
-            .stage_history
-            .iter()
-            .map(|e| StageEntry { entry: e.clone(), connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor })
-            .collect()))
+        Ok(Some(
+            self.served
+                .proceedings
+                .stage_history
+                .iter()
+                .map(|e| StageEntry {
+                    entry: e.clone(),
+                    connector: self.handle.id.clone(),
+                    facts: Arc::clone(&self.facts),
+                    floor: self.floor,
+                })
+                .collect(),
+        ))
     }
     /// The court seized.
     async fn court(&self, ctx: &Context<'_>) -> Result<Option<Court>> {
-        if !super::allow_at(ctx, "NationalProceedings", "court", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "court",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
-        Ok(self.served.proceedings.court.clone().map(|c| Court { court: c, connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor }))
+        Ok(self.served.proceedings.court.clone().map(|c| Court {
+            court: c,
+            connector: self.handle.id.clone(),
+            facts: Arc::clone(&self.facts),
+            floor: self.floor,
+        }))
     }
     /// Charges, as worded nationally.
     async fn charges(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
-        if !super::allow_at(ctx, "NationalProceedings", "charges", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "charges",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(Some(self.served.proceedings.charges.clone()))
     }
     /// Defendants.
     async fn defendants(&self, ctx: &Context<'_>) -> Result<Option<Vec<Defendant>>> {
-        if !super::allow_at(ctx, "NationalProceedings", "defendants", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "defendants",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
-        Ok(Some(self
-            .served
-            .proceedings
-            .defendants
-            .iter()
-            .map(|d| Defendant { defendant: d.clone(), connector: self.handle.id.clone(), facts: Arc::clone(&self.facts), floor: self.floor })
-            .collect()))
+        Ok(Some(
+            self.served
+                .proceedings
+                .defendants
+                .iter()
+                .map(|d| Defendant {
+                    defendant: d.clone(),
+                    connector: self.handle.id.clone(),
+                    facts: Arc::clone(&self.facts),
+                    floor: self.floor,
+                })
+                .collect(),
+        ))
     }
     /// Next hearing.
     async fn next_hearing(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow_at(ctx, "NationalProceedings", "nextHearing", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "nextHearing",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.served.proceedings.next_hearing.map(Date))
     }
     /// When the national system last changed the record.
     async fn source_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
-        if !super::allow_at(ctx, "NationalProceedings", "sourceUpdatedAt", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "NationalProceedings",
+            "sourceUpdatedAt",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.served.proceedings.source_updated_at.map(DateTime))
@@ -351,12 +511,23 @@ impl NationalProceedings {
     /// The source marks this record SEALED: it exists, and nothing of it leaves the host-state
     /// system.
     async fn restricted_record_exists(&self, ctx: &Context<'_>) -> Result<bool> {
-        gate(ctx, "NationalProceedings", "restrictedRecordExists", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "NationalProceedings",
+            "restrictedRecordExists",
+            Subject::Case(&self.facts),
+        )?;
         Ok(self.floor == Some(Level::Sealed))
     }
     /// How fresh this answer is.
     async fn freshness(&self, ctx: &Context<'_>) -> Result<Freshness> {
-        gate_at(ctx, "NationalProceedings", "freshness", Subject::Case(&self.facts), self.floor)?;
+        gate_at(
+            ctx,
+            "NationalProceedings",
+            "freshness",
+            Subject::Case(&self.facts),
+            self.floor,
+        )?;
         Ok(Freshness {
             state: self.served.freshness,
             age_seconds: i32::try_from(self.served.age.as_secs()).unwrap_or(i32::MAX),
@@ -386,19 +557,37 @@ pub struct StageEntry {
 impl StageEntry {
     /// Canonical stage (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        if !super::allow_at(ctx, "StageEntry", "stage", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "StageEntry",
+            "stage",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         unmapped(&self.connector, "stage", &self.entry.stage).map(Some)
     }
     /// The national label.
     async fn national_label(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate_at(ctx, "StageEntry", "nationalLabel", Subject::Case(&self.facts), self.floor)?;
+        gate_at(
+            ctx,
+            "StageEntry",
+            "nationalLabel",
+            Subject::Case(&self.facts),
+            self.floor,
+        )?;
         Ok(&self.entry.national_label)
     }
     /// When it was reached.
     async fn date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow_at(ctx, "StageEntry", "date", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "StageEntry",
+            "date",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.entry.date.map(Date))
@@ -428,7 +617,11 @@ impl Court {
         if !super::allow_at(ctx, "Court", "type", Subject::Case(&self.facts), self.floor) {
             return Ok(None);
         }
-        self.court.court_type.as_ref().map(|t| unmapped(&self.connector, "court type", t)).transpose()
+        self.court
+            .court_type
+            .as_ref()
+            .map(|t| unmapped(&self.connector, "court type", t))
+            .transpose()
     }
 }
 
@@ -447,7 +640,11 @@ impl Defendant {
         let access = &services(ctx).access;
         let convicted = matches!(
             self.defendant.status,
-            Some(Mapped::Known(DefendantStatus::Convicted | DefendantStatus::SentenceServing | DefendantStatus::SentenceServed))
+            Some(Mapped::Known(
+                DefendantStatus::Convicted
+                    | DefendantStatus::SentenceServing
+                    | DefendantStatus::SentenceServed
+            ))
         );
         // A convicted defendant's name is on the public record of the verdict; other
         // defendants' names keep the (higher) level of the field.
@@ -455,7 +652,12 @@ impl Defendant {
             (true, Some(l)) => l,
             _ => access.policy().field_level("Defendant.name"),
         };
-        if let Err(e) = super::gate_level(ctx, "Defendant.name", level.max(self.floor.unwrap_or(Level::Public)), Subject::Case(&self.facts)) {
+        if let Err(e) = super::gate_level(
+            ctx,
+            "Defendant.name",
+            level.max(self.floor.unwrap_or(Level::Public)),
+            Subject::Case(&self.facts),
+        ) {
             ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
             return Ok(None);
         }
@@ -463,35 +665,69 @@ impl Defendant {
     }
     /// Canonical status (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     async fn status(&self, ctx: &Context<'_>) -> Result<Option<DefendantStatus>> {
-        if !super::allow_at(ctx, "Defendant", "status", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "Defendant",
+            "status",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
-        self.defendant.status.as_ref().map(|s| unmapped(&self.connector, "defendant status", s)).transpose()
+        self.defendant
+            .status
+            .as_ref()
+            .map(|s| unmapped(&self.connector, "defendant status", s))
+            .transpose()
     }
     /// The national status label.
     async fn national_status(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "Defendant", "nationalStatus", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "Defendant",
+            "nationalStatus",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.defendant.national_status.as_deref())
     }
     /// Tried in absentia.
     async fn in_absentia(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        if !super::allow_at(ctx, "Defendant", "inAbsentia", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "Defendant",
+            "inAbsentia",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.defendant.in_absentia)
     }
     /// Verdict.
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "Defendant", "verdict", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "Defendant",
+            "verdict",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.defendant.verdict.as_deref())
     }
     /// Sentence.
     async fn sentence(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "Defendant", "sentence", Subject::Case(&self.facts), self.floor) {
+        if !super::allow_at(
+            ctx,
+            "Defendant",
+            "sentence",
+            Subject::Case(&self.facts),
+            self.floor,
+        ) {
             return Ok(None);
         }
         Ok(self.defendant.sentence.as_deref())
@@ -575,14 +811,26 @@ impl ConnectorStatus {
     }
     /// Last error.
     async fn last_error(&self) -> Option<ConnectorLastError> {
-        self.0.runtime.health().last_error.map(|e| ConnectorLastError {
-            code: e.code.to_string(),
-            message: e.message,
-            at: system_time(e.at),
-        })
+        self.0
+            .runtime
+            .health()
+            .last_error
+            .map(|e| ConnectorLastError {
+                code: e.code.to_string(),
+                message: e.message,
+                at: system_time(e.at),
+            })
     }
     /// Latency percentiles of the recent calls.
     async fn latency(&self) -> Option<ConnectorLatency> {
-        self.0.runtime.health().latency_ms.map(|(p50, p95, p99)| ConnectorLatency { p50_ms: p50, p95_ms: p95, p99_ms: p99 })
+        self.0
+            .runtime
+            .health()
+            .latency_ms
+            .map(|(p50, p95, p99)| ConnectorLatency {
+                p50_ms: p50,
+                p95_ms: p95,
+                p99_ms: p99,
+            })
     }
 }

@@ -2,14 +2,16 @@
 
 use super::inputs::{countries, CaseFilterInput, CaseOrderInput};
 use super::types::{
-    decode_cursor, encode_cursor, CapacityBuildingAssistance, Case, CaseConnection, CaseEdge, Mission, PageInfo,
-    Statistics, Viewer,
+    decode_cursor, encode_cursor, CapacityBuildingAssistance, Case, CaseConnection, CaseEdge,
+    Mission, PageInfo, Statistics, Viewer,
 };
 use super::{gate, principal, services, store_err};
 use crate::access::Subject;
 use crate::domain::{AssistanceKind, AssistanceStatus, MissionKind, MissionStatus};
 use crate::error::{gql_error, ErrorCode};
-use crate::store::{AssistanceFilter, CaseCursor, CaseFilter, CaseOrder, MissionFilter, StatisticsDimension};
+use crate::store::{
+    AssistanceFilter, CaseCursor, CaseFilter, CaseOrder, MissionFilter, StatisticsDimension,
+};
 use async_graphql::{Context, Object, Result, ID};
 
 /// Default page size of `cases`.
@@ -35,13 +37,20 @@ fn check_arguments(
         ("acts", input.acts.is_some()),
         ("victimCategories", input.victim_categories.is_some()),
         ("victimNationalities", input.victim_nationalities.is_some()),
-        ("contributingCountries", input.contributing_countries.is_some()),
+        (
+            "contributingCountries",
+            input.contributing_countries.is_some(),
+        ),
         ("from", input.from.is_some()),
         ("to", input.to.is_some()),
         ("missionStatus", input.mission_status.is_some()),
     ];
     for (name, _) in used.iter().filter(|(_, u)| *u) {
-        super::decide(ctx, access.authorize_argument(p, &format!("{prefix}.filter.{name}")), None)?;
+        super::decide(
+            ctx,
+            access.authorize_argument(p, &format!("{prefix}.filter.{name}")),
+            None,
+        )?;
     }
     if let Some(field) = order {
         let name = match field {
@@ -50,7 +59,11 @@ fn check_arguments(
             crate::store::CaseOrderField::Mission => "MISSION",
             crate::store::CaseOrderField::VictimCount => "VICTIM_COUNT",
         };
-        super::decide(ctx, access.authorize_argument(p, &format!("{prefix}.orderBy.{name}")), None)?;
+        super::decide(
+            ctx,
+            access.authorize_argument(p, &format!("{prefix}.orderBy.{name}")),
+            None,
+        )?;
     }
     Ok(())
 }
@@ -60,29 +73,63 @@ pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Re
     if filter.missions.is_empty() {
         return Ok(());
     }
-    let found = services(ctx).store.missions_by_codes(&filter.missions).await.map_err(store_err)?;
-    if let Some(missing) = filter.missions.iter().find(|m| !found.iter().any(|f| f.code.as_str() == m.as_str())) {
-        return Err(gql_error(ErrorCode::UnknownMission, format!("filter.missions: no mission `{missing}`")));
+    let found = services(ctx)
+        .store
+        .missions_by_codes(&filter.missions)
+        .await
+        .map_err(store_err)?;
+    if let Some(missing) = filter
+        .missions
+        .iter()
+        .find(|m| !found.iter().any(|f| f.code.as_str() == m.as_str()))
+    {
+        return Err(gql_error(
+            ErrorCode::UnknownMission,
+            format!("filter.missions: no mission `{missing}`"),
+        ));
     }
     Ok(())
 }
 
 /// Fetches, in one query each, the nested lists the page's selection asks for.
 async fn prefetch_page(ctx: &Context<'_>, rows: &[crate::store::CaseRecord]) -> Result<()> {
-    use super::loaders::{prefetch, AssistanceOf, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, VictimsOf};
+    use super::loaders::{
+        prefetch, AssistanceOf, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, VictimsOf,
+    };
     let look = ctx.look_ahead();
     let (nodes, edges) = (look.field("nodes"), look.field("edges").field("node"));
     let wants = |f: &str| nodes.field(f).exists() || edges.field(f).exists();
     let loader = super::types::loader(ctx);
     let pre = super::request_data::<Prefetched>(ctx);
     let ids = || rows.iter().map(|c| c.id.clone());
-    let mut missions: Vec<MissionKey> = rows.iter().map(|c| MissionKey(c.mission_code.clone())).collect();
+    let mut missions: Vec<MissionKey> = rows
+        .iter()
+        .map(|c| MissionKey(c.mission_code.clone()))
+        .collect();
     missions.sort_by(|a, b| a.0.cmp(&b.0));
     missions.dedup();
     let (m, v, f, r, a) = futures::join!(
-        async { if wants("mission") { prefetch(loader, &pre.missions, missions).await } else { Ok(()) } },
-        async { if wants("victims") { prefetch(loader, &pre.victims, ids().map(VictimsOf).collect()).await } else { Ok(()) } },
-        async { if wants("followUpActions") { prefetch(loader, &pre.follow_ups, ids().map(FollowUpsOf).collect()).await } else { Ok(()) } },
+        async {
+            if wants("mission") {
+                prefetch(loader, &pre.missions, missions).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("victims") {
+                prefetch(loader, &pre.victims, ids().map(VictimsOf).collect()).await
+            } else {
+                Ok(())
+            }
+        },
+        async {
+            if wants("followUpActions") {
+                prefetch(loader, &pre.follow_ups, ids().map(FollowUpsOf).collect()).await
+            } else {
+                Ok(())
+            }
+        },
         async {
             if wants("nationalReferences") || wants("nationalProceedings") {
                 prefetch(loader, &pre.references, ids().map(ReferencesOf).collect()).await
@@ -91,11 +138,18 @@ async fn prefetch_page(ctx: &Context<'_>, rows: &[crate::store::CaseRecord]) -> 
             }
         },
         async {
-            if wants("capacityBuildingAssistance") { prefetch(loader, &pre.assistance, ids().map(AssistanceOf).collect()).await } else { Ok(()) }
+            if wants("capacityBuildingAssistance") {
+                prefetch(loader, &pre.assistance, ids().map(AssistanceOf).collect()).await
+            } else {
+                Ok(())
+            }
         },
     );
     m.and(v).and(f).and(r).and(a).map_err(super::load_err)?;
-    for proceedings in [nodes.field("nationalProceedings"), edges.field("nationalProceedings")] {
+    for proceedings in [
+        nodes.field("nationalProceedings"),
+        edges.field("nationalProceedings"),
+    ] {
         if proceedings.exists() {
             super::proceedings::prefetch_page(ctx, rows, &proceedings).await?;
         }
@@ -111,16 +165,29 @@ impl QueryRoot {
     }
 
     /// Missions (and UN entities under which cases are recorded), ordered by code.
-    async fn missions(&self, ctx: &Context<'_>, status: Option<MissionStatus>, kind: Option<MissionKind>) -> Result<Vec<Mission>> {
+    async fn missions(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<MissionStatus>,
+        kind: Option<MissionKind>,
+    ) -> Result<Vec<Mission>> {
         gate(ctx, "Query", "missions", Subject::General)?;
-        let missions = services(ctx).store.list_missions(&MissionFilter { status, kind }).await.map_err(store_err)?;
+        let missions = services(ctx)
+            .store
+            .list_missions(&MissionFilter { status, kind })
+            .await
+            .map_err(store_err)?;
         Ok(missions.into_iter().map(Mission).collect())
     }
 
     /// One mission by code.
     async fn mission(&self, ctx: &Context<'_>, code: String) -> Result<Option<Mission>> {
         gate(ctx, "Query", "mission", Subject::General)?;
-        let found = services(ctx).store.missions_by_codes(&[code]).await.map_err(store_err)?;
+        let found = services(ctx)
+            .store
+            .missions_by_codes(&[code])
+            .await
+            .map_err(store_err)?;
         Ok(found.into_iter().next().map(Mission))
     }
 
@@ -132,19 +199,27 @@ impl QueryRoot {
         ctx: &Context<'_>,
         filter: Option<CaseFilterInput>,
         order_by: Option<CaseOrderInput>,
-        #[graphql(desc = "Page size (default 20, at most the configured maximum).")] first: Option<i32>,
+        #[graphql(desc = "Page size (default 20, at most the configured maximum).")] first: Option<
+            i32,
+        >,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> Result<CaseConnection> {
         gate(ctx, "Query", "cases", Subject::General)?;
         let svc = services(ctx);
         let first = first.unwrap_or(DEFAULT_PAGE);
         if first < 0 {
-            return Err(gql_error(ErrorCode::InvalidInput, "first must not be negative"));
+            return Err(gql_error(
+                ErrorCode::InvalidInput,
+                "first must not be negative",
+            ));
         }
         let max = svc.limits.max_page_size;
         let first = u32::try_from(first).expect("checked non-negative");
         if first > max {
-            return Err(gql_error(ErrorCode::PageTooLarge, format!("first must be at most {max}")));
+            return Err(gql_error(
+                ErrorCode::PageTooLarge,
+                format!("first must be at most {max}"),
+            ));
         }
         let principal = principal(ctx)?;
         let input = filter.unwrap_or_default();
@@ -153,14 +228,24 @@ impl QueryRoot {
         check_missions(ctx, &filter).await?;
         filter.scope = svc.access.case_scope(principal);
         let order: CaseOrder = order_by.map(Into::into).unwrap_or_default();
-        let cursor = after.as_deref().map(|a| decode_cursor(ctx, a, order)).transpose()?;
-        let mut rows = svc.store.list_cases(&filter, order, cursor.as_ref(), first + 1).await.map_err(store_err)?;
+        let cursor = after
+            .as_deref()
+            .map(|a| decode_cursor(ctx, a, order))
+            .transpose()?;
+        let mut rows = svc
+            .store
+            .list_cases(&filter, order, cursor.as_ref(), first + 1)
+            .await
+            .map_err(store_err)?;
         let has_next_page = rows.len() > first as usize;
         rows.truncate(first as usize);
         prefetch_page(ctx, &rows).await?;
         let edges: Vec<CaseEdge> = rows
             .into_iter()
-            .map(|c| CaseEdge { cursor: encode_cursor(ctx, &CaseCursor::after(&c, order)), node: Case::from(c) })
+            .map(|c| CaseEdge {
+                cursor: encode_cursor(ctx, &CaseCursor::after(&c, order)),
+                node: Case::from(c),
+            })
             .collect();
         Ok(CaseConnection {
             page_info: PageInfo {
@@ -175,17 +260,39 @@ impl QueryRoot {
     }
 
     /// One case, by `id` or by `reference` (give exactly one).
-    async fn case(&self, ctx: &Context<'_>, id: Option<ID>, reference: Option<String>) -> Result<Option<Case>> {
+    async fn case(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        reference: Option<String>,
+    ) -> Result<Option<Case>> {
         gate(ctx, "Query", "case", Subject::General)?;
         let svc = services(ctx);
         let found = match (id, reference) {
-            (Some(id), None) => svc.store.cases_by_ids(&[id.0]).await.map_err(store_err)?.into_iter().next(),
-            (None, Some(r)) => svc.store.case_by_reference(r.trim()).await.map_err(store_err)?,
-            _ => return Err(gql_error(ErrorCode::InvalidInput, "give exactly one of `id` and `reference`")),
+            (Some(id), None) => svc
+                .store
+                .cases_by_ids(&[id.0])
+                .await
+                .map_err(store_err)?
+                .into_iter()
+                .next(),
+            (None, Some(r)) => svc
+                .store
+                .case_by_reference(r.trim())
+                .await
+                .map_err(store_err)?,
+            _ => {
+                return Err(gql_error(
+                    ErrorCode::InvalidInput,
+                    "give exactly one of `id` and `reference`",
+                ))
+            }
         };
         // A case the principal may not see answers exactly like a case that does not exist.
         let principal = principal(ctx)?;
-        Ok(found.map(Case::from).filter(|c| svc.access.case_visible(principal, &c.facts)))
+        Ok(found
+            .map(Case::from)
+            .filter(|c| svc.access.case_visible(principal, &c.facts)))
     }
 
     /// Federation: resolves `Case` entities by id for an Apollo supergraph. A case the
@@ -194,9 +301,17 @@ impl QueryRoot {
     async fn find_case_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Case>> {
         gate(ctx, "Query", "case", Subject::General)?;
         let svc = services(ctx);
-        let found = svc.store.cases_by_ids(&[id.0]).await.map_err(store_err)?.into_iter().next();
+        let found = svc
+            .store
+            .cases_by_ids(&[id.0])
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .next();
         let principal = principal(ctx)?;
-        Ok(found.map(Case::from).filter(|c| svc.access.case_visible(principal, &c.facts)))
+        Ok(found
+            .map(Case::from)
+            .filter(|c| svc.access.case_visible(principal, &c.facts)))
     }
 
     /// Capacity-building assistance offered by the UN to host states (res. 2589 §5).
@@ -213,31 +328,53 @@ impl QueryRoot {
             kinds: kinds.unwrap_or_default(),
             status,
         };
-        let rows = services(ctx).store.list_assistance(&filter).await.map_err(store_err)?;
+        let rows = services(ctx)
+            .store
+            .list_assistance(&filter)
+            .await
+            .map_err(store_err)?;
         Ok(rows.into_iter().map(CapacityBuildingAssistance).collect())
     }
 
     /// Host-state connectors and how they are doing (state, last success, last error, latency).
-    async fn connectors(&self, ctx: &Context<'_>) -> Result<Vec<super::proceedings::ConnectorStatus>> {
+    async fn connectors(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::proceedings::ConnectorStatus>> {
         gate(ctx, "Query", "connectors", Subject::General)?;
-        Ok(services(ctx).connectors.all().iter().cloned().map(super::proceedings::ConnectorStatus).collect())
+        Ok(services(ctx)
+            .connectors
+            .all()
+            .iter()
+            .cloned()
+            .map(super::proceedings::ConnectorStatus)
+            .collect())
     }
 
     /// The hash-chained audit log, newest first (descending `seq`); pass the last `endCursor`
     /// as `after` for older entries. Auditors only.
-    #[graphql(complexity = "first.unwrap_or(super::audit::DEFAULT_AUDIT_PAGE).max(1) as usize * child_complexity")]
+    #[graphql(
+        complexity = "first.unwrap_or(super::audit::DEFAULT_AUDIT_PAGE).max(1) as usize * child_complexity"
+    )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
         filter: Option<super::audit::AuditLogFilter>,
-        #[graphql(desc = "Page size (default 50, at most the configured maximum).")] first: Option<i32>,
+        #[graphql(desc = "Page size (default 50, at most the configured maximum).")] first: Option<
+            i32,
+        >,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
     ) -> Result<super::audit::AuditEntryConnection> {
         super::audit::audit_log(ctx, filter, first, after).await
     }
 
     /// Counts of cases and victims grouped by mission, host state, year or act.
-    async fn statistics(&self, ctx: &Context<'_>, by: StatisticsDimension, filter: Option<CaseFilterInput>) -> Result<Statistics> {
+    async fn statistics(
+        &self,
+        ctx: &Context<'_>,
+        by: StatisticsDimension,
+        filter: Option<CaseFilterInput>,
+    ) -> Result<Statistics> {
         gate(ctx, "Query", "statistics", Subject::General)?;
         let input = filter.unwrap_or_default();
         check_arguments(ctx, "Query.statistics", &input, None)?;

@@ -8,13 +8,18 @@ use chrono::{DateTime as ChronoDateTime, NaiveDate, SecondsFormat, Utc};
 pub struct Date(pub NaiveDate);
 
 /// A calendar date in ISO 8601 form, `YYYY-MM-DD`.
-#[Scalar(name = "Date", specified_by_url = "https://www.iso.org/iso-8601-date-and-time-format.html")]
+#[Scalar(
+    name = "Date",
+    specified_by_url = "https://www.iso.org/iso-8601-date-and-time-format.html"
+)]
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
             Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
                 .map(Date)
-                .map_err(|_| InputValueError::custom(format!("`{s}` is not a date in YYYY-MM-DD form"))),
+                .map_err(|_| {
+                    InputValueError::custom(format!("`{s}` is not a date in YYYY-MM-DD form"))
+                }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }
@@ -35,13 +40,18 @@ impl ScalarType for Date {
 pub struct DateTime(pub ChronoDateTime<Utc>);
 
 /// A point in time, RFC 3339 in UTC (`2021-01-13T08:00:00.000Z`).
-#[Scalar(name = "DateTime", specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339")]
+#[Scalar(
+    name = "DateTime",
+    specified_by_url = "https://datatracker.ietf.org/doc/html/rfc3339"
+)]
 impl ScalarType for DateTime {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
             Value::String(s) => ChronoDateTime::parse_from_rfc3339(s)
                 .map(|t| DateTime(t.with_timezone(&Utc)))
-                .map_err(|_| InputValueError::custom(format!("`{s}` is not an RFC 3339 timestamp"))),
+                .map_err(|_| {
+                    InputValueError::custom(format!("`{s}` is not an RFC 3339 timestamp"))
+                }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

@@ -1,22 +1,26 @@
 //! Output types. Every field of case data asks the access gate before it answers; sensitive
 //! fields are nullable so that a refusal can resolve to `null` with an error at its path.
 
-use super::loaders::{fetch, AssistanceOf, CaseKey, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, StoreLoader, VictimsOf};
+use super::loaders::{
+    fetch, AssistanceOf, CaseKey, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, StoreLoader,
+    VictimsOf,
+};
 use super::scalars::{Date, DateTime};
 use super::{gate, load_err, services};
 use crate::access::{CaseFacts, Role, Subject};
-use std::sync::Arc;
 use crate::domain::{
-    Act, AssistanceKind, AssistanceStatus, FollowUpKind, Gender, Harm, MissionKind, MissionStatus, PersonnelCategory,
+    Act, AssistanceKind, AssistanceStatus, FollowUpKind, Gender, Harm, MissionKind, MissionStatus,
+    PersonnelCategory,
 };
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{
-    AssistanceRecord, CaseCursor, CaseFilter, CaseRecord, FollowUpRecord, MissionRecord, NationalReferenceRecord,
-    StatisticsDimension, StatisticsRow, VictimRecord,
+    AssistanceRecord, CaseCursor, CaseFilter, CaseRecord, FollowUpRecord, MissionRecord,
+    NationalReferenceRecord, StatisticsDimension, StatisticsRow, VictimRecord,
 };
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Object, Result, SimpleObject, ID};
 use base64::Engine;
+use std::sync::Arc;
 
 fn int(v: i64) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
@@ -85,7 +89,12 @@ impl Mission {
     /// models territory, not sovereignty.
     async fn host_territories(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         gate(ctx, "Mission", "hostTerritories", Subject::General)?;
-        Ok(self.0.host_territories.iter().map(|c| c.to_string()).collect())
+        Ok(self
+            .0
+            .host_territories
+            .iter()
+            .map(|c| c.to_string())
+            .collect())
     }
     /// Headquarters location.
     async fn location(&self, ctx: &Context<'_>) -> Result<Option<MissionLocation>> {
@@ -93,18 +102,23 @@ impl Mission {
             return Ok(None);
         }
         let m = &self.0;
-        Ok((m.location_name.is_some() || m.latitude.is_some()).then(|| MissionLocation {
-            name: m.location_name.clone(),
-            latitude: m.latitude,
-            longitude: m.longitude,
-        }))
+        Ok(
+            (m.location_name.is_some() || m.latitude.is_some()).then(|| MissionLocation {
+                name: m.location_name.clone(),
+                latitude: m.latitude,
+                longitude: m.longitude,
+            }),
+        )
     }
     /// Focal point, when designated.
     async fn focal_point(&self, ctx: &Context<'_>) -> Result<Option<FocalPoint>> {
         if !super::allow(ctx, "Mission", "focalPoint", Subject::General) {
             return Ok(None);
         }
-        Ok(self.0.focal_point.as_ref().map(|f| FocalPoint { name: f.name.clone(), email: f.email.clone() }))
+        Ok(self.0.focal_point.as_ref().map(|f| FocalPoint {
+            name: f.name.clone(),
+            email: f.email.clone(),
+        }))
     }
 }
 
@@ -147,10 +161,19 @@ impl CaseLocation {
     }
     /// Exact position, when recorded (restricted).
     async fn coordinates(&self, ctx: &Context<'_>) -> Result<Option<Coordinates>> {
-        if !super::allow(ctx, "CaseLocation", "coordinates", Subject::Case(&self.facts)) {
+        if !super::allow(
+            ctx,
+            "CaseLocation",
+            "coordinates",
+            Subject::Case(&self.facts),
+        ) {
             return Ok(None);
         }
-        Ok(self.coordinates.map(|(latitude, longitude)| Coordinates { latitude, longitude, facts: Arc::clone(&self.facts) }))
+        Ok(self.coordinates.map(|(latitude, longitude)| Coordinates {
+            latitude,
+            longitude,
+            facts: Arc::clone(&self.facts),
+        }))
     }
 }
 
@@ -200,7 +223,13 @@ impl Case {
         if !super::allow(ctx, "Case", "mission", Subject::Case(&self.facts)) {
             return Ok(None);
         }
-        let m = fetch(loader(ctx), &prefetched(ctx).missions, MissionKey(self.record.mission_code.clone())).await.map_err(load_err)?;
+        let m = fetch(
+            loader(ctx),
+            &prefetched(ctx).missions,
+            MissionKey(self.record.mission_code.clone()),
+        )
+        .await
+        .map_err(load_err)?;
         Ok(m.map(Mission))
     }
     /// Host state where the incident took place (ISO alpha-3), when known.
@@ -234,12 +263,16 @@ impl Case {
         }
         let c = &self.record;
         let coordinates = c.latitude.zip(c.longitude);
-        Ok((c.region.is_some() || c.locality.is_some() || coordinates.is_some()).then(|| CaseLocation {
-            region: c.region.clone(),
-            locality: c.locality.clone(),
-            coordinates,
-            facts: Arc::clone(&self.facts),
-        }))
+        Ok(
+            (c.region.is_some() || c.locality.is_some() || coordinates.is_some()).then(|| {
+                CaseLocation {
+                    region: c.region.clone(),
+                    locality: c.locality.clone(),
+                    coordinates,
+                    facts: Arc::clone(&self.facts),
+                }
+            }),
+        )
     }
     /// Narrative summary.
     async fn summary(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
@@ -265,24 +298,74 @@ impl Case {
         if !super::allow(ctx, "Case", "victims", Subject::Case(&self.facts)) {
             return Ok(None);
         }
-        let v = fetch(loader(ctx), &prefetched(ctx).victims, VictimsOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(Some(v.unwrap_or_default().into_iter().map(|v| Victim { record: v, facts: Arc::clone(&self.facts) }).collect()))
+        let v = fetch(
+            loader(ctx),
+            &prefetched(ctx).victims,
+            VictimsOf(self.record.id.clone()),
+        )
+        .await
+        .map_err(load_err)?;
+        Ok(Some(
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|v| Victim {
+                    record: v,
+                    facts: Arc::clone(&self.facts),
+                })
+                .collect(),
+        ))
     }
     /// Measures the UN took to follow up (res. 2589 §4(b)).
     async fn follow_up_actions(&self, ctx: &Context<'_>) -> Result<Option<Vec<FollowUpAction>>> {
         if !super::allow(ctx, "Case", "followUpActions", Subject::Case(&self.facts)) {
             return Ok(None);
         }
-        let v = fetch(loader(ctx), &prefetched(ctx).follow_ups, FollowUpsOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(Some(v.unwrap_or_default().into_iter().map(|r| FollowUpAction { record: r, facts: Arc::clone(&self.facts) }).collect()))
+        let v = fetch(
+            loader(ctx),
+            &prefetched(ctx).follow_ups,
+            FollowUpsOf(self.record.id.clone()),
+        )
+        .await
+        .map_err(load_err)?;
+        Ok(Some(
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|r| FollowUpAction {
+                    record: r,
+                    facts: Arc::clone(&self.facts),
+                })
+                .collect(),
+        ))
     }
     /// National case-file references the UN recorded.
-    async fn national_references(&self, ctx: &Context<'_>) -> Result<Option<Vec<NationalReference>>> {
-        if !super::allow(ctx, "Case", "nationalReferences", Subject::Case(&self.facts)) {
+    async fn national_references(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<NationalReference>>> {
+        if !super::allow(
+            ctx,
+            "Case",
+            "nationalReferences",
+            Subject::Case(&self.facts),
+        ) {
             return Ok(None);
         }
-        let v = fetch(loader(ctx), &prefetched(ctx).references, ReferencesOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(Some(v.unwrap_or_default().into_iter().map(|r| NationalReference { record: r, facts: Arc::clone(&self.facts) }).collect()))
+        let v = fetch(
+            loader(ctx),
+            &prefetched(ctx).references,
+            ReferencesOf(self.record.id.clone()),
+        )
+        .await
+        .map_err(load_err)?;
+        Ok(Some(
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|r| NationalReference {
+                    record: r,
+                    facts: Arc::clone(&self.facts),
+                })
+                .collect(),
+        ))
     }
     /// National proceedings, one entry per host-state system that knows the case, joined live
     /// (or from the connector's cache; see `freshness`). A system that fails gives `null` in
@@ -291,7 +374,12 @@ impl Case {
         &self,
         ctx: &Context<'_>,
     ) -> Result<Vec<Option<Result<super::proceedings::NationalProceedings>>>> {
-        gate(ctx, "Case", "nationalProceedings", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "Case",
+            "nationalProceedings",
+            Subject::Case(&self.facts),
+        )?;
         super::proceedings::for_case(ctx, &self.record, &self.facts).await
     }
     /// Information Member States submitted on this case (res. 2589 §6): accepted submissions,
@@ -300,22 +388,54 @@ impl Case {
         if !super::allow(ctx, "Case", "submissions", Subject::Case(&self.facts)) {
             return Ok(None);
         }
-        let rows = loader(ctx).load_one(super::loaders::SubmissionsOf(self.record.id.clone())).await.map_err(load_err)?;
+        let rows = loader(ctx)
+            .load_one(super::loaders::SubmissionsOf(self.record.id.clone()))
+            .await
+            .map_err(load_err)?;
         let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
-        Ok(Some(rows
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|r| access.may_see_submission(principal, &r.organisation, r.status == crate::store::SubmissionStatus::Accepted))
-            .map(|r| Submission { record: r, facts: Arc::clone(&self.facts) })
-            .collect()))
+        Ok(Some(
+            rows.unwrap_or_default()
+                .into_iter()
+                .filter(|r| {
+                    access.may_see_submission(
+                        principal,
+                        &r.organisation,
+                        r.status == crate::store::SubmissionStatus::Accepted,
+                    )
+                })
+                .map(|r| Submission {
+                    record: r,
+                    facts: Arc::clone(&self.facts),
+                })
+                .collect(),
+        ))
     }
     /// Capacity-building assistance linked to this case (res. 2589 §5).
-    async fn capacity_building_assistance(&self, ctx: &Context<'_>) -> Result<Option<Vec<CapacityBuildingAssistance>>> {
-        if !super::allow(ctx, "Case", "capacityBuildingAssistance", Subject::Case(&self.facts)) {
+    async fn capacity_building_assistance(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<CapacityBuildingAssistance>>> {
+        if !super::allow(
+            ctx,
+            "Case",
+            "capacityBuildingAssistance",
+            Subject::Case(&self.facts),
+        ) {
             return Ok(None);
         }
-        let v = fetch(loader(ctx), &prefetched(ctx).assistance, AssistanceOf(self.record.id.clone())).await.map_err(load_err)?;
-        Ok(Some(v.unwrap_or_default().into_iter().map(CapacityBuildingAssistance).collect()))
+        let v = fetch(
+            loader(ctx),
+            &prefetched(ctx).assistance,
+            AssistanceOf(self.record.id.clone()),
+        )
+        .await
+        .map_err(load_err)?;
+        Ok(Some(
+            v.unwrap_or_default()
+                .into_iter()
+                .map(CapacityBuildingAssistance)
+                .collect(),
+        ))
     }
     /// Version for optimistic concurrency: pass it as `expectedVersion` when changing the case.
     async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
@@ -347,7 +467,11 @@ pub struct Victim {
 
 impl Victim {
     fn subject(&self) -> Subject<'_> {
-        Subject::Victim(&self.facts, self.record.nationality.as_deref(), self.record.contributing_country.as_deref())
+        Subject::Victim(
+            &self.facts,
+            self.record.nationality.as_deref(),
+            self.record.contributing_country.as_deref(),
+        )
     }
 }
 
@@ -425,7 +549,12 @@ impl FollowUpAction {
     }
     /// What was done.
     async fn description(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "FollowUpAction", "description", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "FollowUpAction",
+            "description",
+            Subject::Case(&self.facts),
+        )?;
         Ok(&self.record.description)
     }
     /// When it was done.
@@ -435,7 +564,12 @@ impl FollowUpAction {
     }
     /// When it was recorded.
     async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "FollowUpAction", "recordedAt", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "FollowUpAction",
+            "recordedAt",
+            Subject::Case(&self.facts),
+        )?;
         Ok(DateTime(self.record.recorded_at))
     }
 }
@@ -455,22 +589,42 @@ impl NationalReference {
     }
     /// State whose authority holds the file (ISO alpha-3).
     async fn state(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalReference", "state", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "NationalReference",
+            "state",
+            Subject::Case(&self.facts),
+        )?;
         Ok(&self.record.state)
     }
     /// Authority holding the file.
     async fn authority(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalReference", "authority", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "NationalReference",
+            "authority",
+            Subject::Case(&self.facts),
+        )?;
         Ok(&self.record.authority)
     }
     /// The national reference.
     async fn reference(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "NationalReference", "reference", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "NationalReference",
+            "reference",
+            Subject::Case(&self.facts),
+        )?;
         Ok(&self.record.reference)
     }
     /// When it was recorded.
     async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "NationalReference", "recordedAt", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "NationalReference",
+            "recordedAt",
+            Subject::Case(&self.facts),
+        )?;
         Ok(DateTime(self.record.recorded_at))
     }
 }
@@ -482,73 +636,132 @@ pub struct CapacityBuildingAssistance(pub AssistanceRecord);
 impl CapacityBuildingAssistance {
     /// Opaque id.
     async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "CapacityBuildingAssistance", "id", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "id",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(ID(self.0.id.clone()))
     }
     /// Host state assisted (ISO alpha-3).
     async fn host_state(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "CapacityBuildingAssistance", "hostState", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "hostState",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(&self.0.host_state)
     }
     /// Kind of assistance.
     async fn kind(&self, ctx: &Context<'_>) -> Result<AssistanceKind> {
-        gate(ctx, "CapacityBuildingAssistance", "kind", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "kind",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(self.0.kind)
     }
     /// UN provider.
     async fn provider(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "CapacityBuildingAssistance", "provider", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "provider",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(&self.0.provider)
     }
     /// Where the offer stands.
     async fn status(&self, ctx: &Context<'_>) -> Result<AssistanceStatus> {
-        gate(ctx, "CapacityBuildingAssistance", "status", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "status",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(self.0.status)
     }
     /// Start of the period.
     async fn period_start(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(ctx, "CapacityBuildingAssistance", "periodStart", Subject::HostState(&self.0.host_state)) {
+        if !super::allow(
+            ctx,
+            "CapacityBuildingAssistance",
+            "periodStart",
+            Subject::HostState(&self.0.host_state),
+        ) {
             return Ok(None);
         }
         Ok(self.0.period_start.map(Date))
     }
     /// End of the period.
     async fn period_end(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(ctx, "CapacityBuildingAssistance", "periodEnd", Subject::HostState(&self.0.host_state)) {
+        if !super::allow(
+            ctx,
+            "CapacityBuildingAssistance",
+            "periodEnd",
+            Subject::HostState(&self.0.host_state),
+        ) {
             return Ok(None);
         }
         Ok(self.0.period_end.map(Date))
     }
     /// Description.
     async fn description(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "CapacityBuildingAssistance", "description", Subject::HostState(&self.0.host_state)) {
+        if !super::allow(
+            ctx,
+            "CapacityBuildingAssistance",
+            "description",
+            Subject::HostState(&self.0.host_state),
+        ) {
             return Ok(None);
         }
         Ok(self.0.description.as_deref())
     }
     /// Cases it relates to.
     async fn cases(&self, ctx: &Context<'_>) -> Result<Option<Vec<Case>>> {
-        if !super::allow(ctx, "CapacityBuildingAssistance", "cases", Subject::HostState(&self.0.host_state)) {
+        if !super::allow(
+            ctx,
+            "CapacityBuildingAssistance",
+            "cases",
+            Subject::HostState(&self.0.host_state),
+        ) {
             return Ok(None);
         }
         let keys: Vec<CaseKey> = self.0.case_ids.iter().cloned().map(CaseKey).collect();
-        let found = loader(ctx).load_many(keys.clone()).await.map_err(load_err)?;
+        let found = loader(ctx)
+            .load_many(keys.clone())
+            .await
+            .map_err(load_err)?;
         let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
-        Ok(Some(keys
-            .iter()
-            .filter_map(|k| found.get(k).cloned())
-            .map(Case::from)
-            .filter(|c| access.case_visible(principal, &c.facts))
-            .collect()))
+        Ok(Some(
+            keys.iter()
+                .filter_map(|k| found.get(k).cloned())
+                .map(Case::from)
+                .filter(|c| access.case_visible(principal, &c.facts))
+                .collect(),
+        ))
     }
     /// Version.
     async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(ctx, "CapacityBuildingAssistance", "version", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "version",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(int(self.0.version))
     }
     /// When it was recorded.
     async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "CapacityBuildingAssistance", "recordedAt", Subject::HostState(&self.0.host_state))?;
+        gate(
+            ctx,
+            "CapacityBuildingAssistance",
+            "recordedAt",
+            Subject::HostState(&self.0.host_state),
+        )?;
         Ok(DateTime(self.0.recorded_at))
     }
 }
@@ -561,8 +774,11 @@ const CURSOR_MAC_LEN: usize = 16;
 fn cursor_mac(ctx: &Context<'_>, payload: &[u8]) -> [u8; CURSOR_MAC_LEN] {
     use hmac::{Mac, SimpleHmac};
     let key = services(ctx).cursor_key;
-    let who = super::principal(ctx).map(|p| format!("{}\0{}\0{}", p.issuer, p.subject, p.organisation)).unwrap_or_default();
-    let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    let who = super::principal(ctx)
+        .map(|p| format!("{}\0{}\0{}", p.issuer, p.subject, p.organisation))
+        .unwrap_or_default();
+    let mut mac = <SimpleHmac<sha2::Sha256> as Mac>::new_from_slice(&key)
+        .expect("HMAC takes keys of any length");
     mac.update(b"casegraph-cursor-v2\0");
     mac.update(who.as_bytes());
     mac.update(b"\0");
@@ -582,21 +798,44 @@ pub(crate) fn encode_cursor(ctx: &Context<'_>, cursor: &CaseCursor) -> String {
 }
 
 /// Decodes a cursor issued to this principal for `order`.
-pub(crate) fn decode_cursor(ctx: &Context<'_>, raw: &str, order: crate::store::CaseOrder) -> Result<CaseCursor> {
-    let invalid = || gql_error(ErrorCode::InvalidCursor, "`after` is not a cursor this server issued to you for this ordering");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()).map_err(|_| invalid())?;
-    let (payload, mac) = bytes.split_at(bytes.len().checked_sub(CURSOR_MAC_LEN).ok_or_else(invalid)?);
+pub(crate) fn decode_cursor(
+    ctx: &Context<'_>,
+    raw: &str,
+    order: crate::store::CaseOrder,
+) -> Result<CaseCursor> {
+    let invalid = || {
+        gql_error(
+            ErrorCode::InvalidCursor,
+            "`after` is not a cursor this server issued to you for this ordering",
+        )
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.trim())
+        .map_err(|_| invalid())?;
+    let (payload, mac) = bytes.split_at(
+        bytes
+            .len()
+            .checked_sub(CURSOR_MAC_LEN)
+            .ok_or_else(invalid)?,
+    );
     let expected = cursor_mac(ctx, payload);
     // Constant-time comparison.
-    if mac.len() != expected.len() || mac.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+    if mac.len() != expected.len()
+        || mac
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0
+    {
         return Err(invalid());
     }
     let cursor: CaseCursor = serde_json::from_slice(payload).map_err(|_| invalid())?;
     let key_ok = match order.field {
         crate::store::CaseOrderField::VictimCount => cursor.key.is_i64(),
-        crate::store::CaseOrderField::IncidentDate => {
-            cursor.key.as_str().is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok())
-        }
+        crate::store::CaseOrderField::IncidentDate => cursor
+            .key
+            .as_str()
+            .is_some_and(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
         _ => cursor.key.is_string(),
     };
     if cursor.order != order || !key_ok || cursor.id.is_empty() || cursor.id.len() > 64 {
@@ -621,12 +860,22 @@ pub struct CaseConnection {
 impl CaseConnection {
     /// The cases of this page, without cursors.
     async fn nodes(&self) -> Vec<Case> {
-        self.edges.iter().map(|e| Case { record: e.node.record.clone(), facts: Arc::clone(&e.node.facts) }).collect()
+        self.edges
+            .iter()
+            .map(|e| Case {
+                record: e.node.record.clone(),
+                facts: Arc::clone(&e.node.facts),
+            })
+            .collect()
     }
 
     /// How many cases match the filter in all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let n = services(ctx).store.count_cases(&self.filter).await.map_err(super::store_err)?;
+        let n = services(ctx)
+            .store
+            .count_cases(&self.filter)
+            .await
+            .map_err(super::store_err)?;
         Ok(int(n))
     }
 }
@@ -694,14 +943,29 @@ fn suppress(rows: &[StatisticsRow], threshold: Option<u32>) -> Vec<StatisticsGro
     let mut suppressed = 0;
     for (g, r) in groups.iter_mut().zip(rows) {
         if r.case_count < t {
-            *g = StatisticsGroup { key: g.key.clone(), case_count: None, victim_count: None, suppressed: true };
+            *g = StatisticsGroup {
+                key: g.key.clone(),
+                case_count: None,
+                victim_count: None,
+                suppressed: true,
+            };
             suppressed += 1;
         }
     }
     if suppressed == 1 {
         // Complementary suppression: withhold the smallest published cell as well.
-        if let Some((i, _)) = rows.iter().enumerate().filter(|(i, _)| !groups[*i].suppressed).min_by_key(|(_, r)| r.case_count) {
-            groups[i] = StatisticsGroup { key: groups[i].key.clone(), case_count: None, victim_count: None, suppressed: true };
+        if let Some((i, _)) = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !groups[*i].suppressed)
+            .min_by_key(|(_, r)| r.case_count)
+        {
+            groups[i] = StatisticsGroup {
+                key: groups[i].key.clone(),
+                case_count: None,
+                victim_count: None,
+                suppressed: true,
+            };
         }
     }
     groups
@@ -709,10 +973,17 @@ fn suppress(rows: &[StatisticsRow], threshold: Option<u32>) -> Vec<StatisticsGro
 
 impl Statistics {
     /// The statistics of `rows`, with small cells suppressed when `threshold` is set.
-    pub(crate) fn new(by: StatisticsDimension, rows: Vec<StatisticsRow>, filter: CaseFilter, threshold: Option<u32>) -> Self {
+    pub(crate) fn new(
+        by: StatisticsDimension,
+        rows: Vec<StatisticsRow>,
+        filter: CaseFilter,
+        threshold: Option<u32>,
+    ) -> Self {
         let groups = suppress(&rows, threshold);
         let exact = by != StatisticsDimension::Act;
-        let (cases, victims): (i64, i64) = rows.iter().fold((0, 0), |(c, v), r| (c + r.case_count, v + r.victim_count));
+        let (cases, victims): (i64, i64) = rows
+            .iter()
+            .fold((0, 0), |(c, v), r| (c + r.case_count, v + r.victim_count));
         // A total below the threshold is itself a small cell.
         let small_total = threshold.is_some_and(|t| cases < i64::from(t));
         let hidden = small_total || (threshold.is_some() && !exact);
@@ -743,14 +1014,22 @@ impl Statistics {
         if !self.exact_totals {
             return Ok(self.total_cases);
         }
-        Ok(Some(int(services(ctx).store.count_cases(&self.filter).await.map_err(super::store_err)?)))
+        Ok(Some(int(services(ctx)
+            .store
+            .count_cases(&self.filter)
+            .await
+            .map_err(super::store_err)?)))
     }
     /// Victims of the matching cases; null when withheld.
     async fn total_victims(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
         if !self.exact_totals {
             return Ok(self.total_victims);
         }
-        let years = services(ctx).store.statistics(StatisticsDimension::Year, &self.filter).await.map_err(super::store_err)?;
+        let years = services(ctx)
+            .store
+            .statistics(StatisticsDimension::Year, &self.filter)
+            .await
+            .map_err(super::store_err)?;
         Ok(Some(int(years.iter().map(|r| r.victim_count).sum())))
     }
 }
@@ -789,7 +1068,12 @@ impl Submission {
     }
     /// Submitting organisation (ISO alpha-3).
     async fn organisation(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Submission", "organisation", Subject::Case(&self.facts))?;
+        gate(
+            ctx,
+            "Submission",
+            "organisation",
+            Subject::Case(&self.facts),
+        )?;
         Ok(&self.record.organisation)
     }
     /// What was submitted.

@@ -7,12 +7,12 @@
 
 mod postgres;
 mod records;
-mod sqlite;
 mod sql;
+mod sqlite;
 
 pub use records::*;
-pub use sql::SqlStore;
 pub(crate) use sql::base_reference;
+pub use sql::SqlStore;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -71,9 +71,9 @@ impl StoreError {
             Self::VersionConflict { .. } => ErrorCode::VersionConflict,
             Self::Duplicate(_) => ErrorCode::Duplicate,
             Self::UnknownMission(_) => ErrorCode::UnknownMission,
-            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-                ErrorCode::StoreUnavailable
-            }
+            Self::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ErrorCode::StoreUnavailable,
             _ => ErrorCode::Internal,
         }
     }
@@ -118,28 +118,73 @@ pub trait Store: Send + Sync + 'static {
     /// Follow-up actions of many cases (batch).
     async fn follow_ups_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<FollowUpRecord>>;
     /// National references of many cases (batch).
-    async fn national_references_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<NationalReferenceRecord>>;
+    async fn national_references_by_case_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<NationalReferenceRecord>>;
     /// Assistance records linked to many cases (batch): (case id, record).
-    async fn assistance_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<(String, AssistanceRecord)>>;
+    async fn assistance_by_case_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<(String, AssistanceRecord)>>;
     /// Assistance records, optionally filtered.
-    async fn list_assistance(&self, filter: &AssistanceFilter) -> StoreResult<Vec<AssistanceRecord>>;
+    async fn list_assistance(
+        &self,
+        filter: &AssistanceFilter,
+    ) -> StoreResult<Vec<AssistanceRecord>>;
     /// Counts of cases and victims grouped by one dimension.
-    async fn statistics(&self, by: StatisticsDimension, filter: &CaseFilter) -> StoreResult<Vec<StatisticsRow>>;
+    async fn statistics(
+        &self,
+        by: StatisticsDimension,
+        filter: &CaseFilter,
+    ) -> StoreResult<Vec<StatisticsRow>>;
 
     /// Records a new case; the store assigns id, reference and version 1.
     async fn insert_case(&self, case: NewCase, actor: &str) -> StoreResult<CaseRecord>;
     /// Changes a case if it is still at `expected_version`.
-    async fn update_case(&self, id: &str, expected_version: i64, patch: CasePatch, actor: &str) -> StoreResult<CaseRecord>;
+    async fn update_case(
+        &self,
+        id: &str,
+        expected_version: i64,
+        patch: CasePatch,
+        actor: &str,
+    ) -> StoreResult<CaseRecord>;
     /// Adds a victim to a case (bumps the case version; checks it when `expected_version` is given).
-    async fn add_victim(&self, case_id: &str, expected_version: Option<i64>, victim: NewVictim, actor: &str) -> StoreResult<VictimRecord>;
+    async fn add_victim(
+        &self,
+        case_id: &str,
+        expected_version: Option<i64>,
+        victim: NewVictim,
+        actor: &str,
+    ) -> StoreResult<VictimRecord>;
     /// Records a follow-up action on a case (bumps the case version).
-    async fn add_follow_up(&self, case_id: &str, expected_version: Option<i64>, action: NewFollowUp, actor: &str) -> StoreResult<FollowUpRecord>;
+    async fn add_follow_up(
+        &self,
+        case_id: &str,
+        expected_version: Option<i64>,
+        action: NewFollowUp,
+        actor: &str,
+    ) -> StoreResult<FollowUpRecord>;
     /// Links a national case-file reference to a case (bumps the case version).
-    async fn link_national_reference(&self, case_id: &str, expected_version: Option<i64>, link: NewNationalReference, actor: &str) -> StoreResult<NationalReferenceRecord>;
+    async fn link_national_reference(
+        &self,
+        case_id: &str,
+        expected_version: Option<i64>,
+        link: NewNationalReference,
+        actor: &str,
+    ) -> StoreResult<NationalReferenceRecord>;
     /// Sets (or clears, with `None`) a mission's focal point (res. 2589 §9).
-    async fn set_focal_point(&self, code: &str, focal_point: Option<FocalPoint>) -> StoreResult<MissionRecord>;
+    async fn set_focal_point(
+        &self,
+        code: &str,
+        focal_point: Option<FocalPoint>,
+    ) -> StoreResult<MissionRecord>;
     /// Records capacity-building assistance.
-    async fn insert_assistance(&self, record: NewAssistance, actor: &str) -> StoreResult<AssistanceRecord>;
+    async fn insert_assistance(
+        &self,
+        record: NewAssistance,
+        actor: &str,
+    ) -> StoreResult<AssistanceRecord>;
 
     /// Appends chained entries to the audit log in one transaction, after checking that the
     /// log ends with the entry the first one is chained to ([`StoreError::AuditTailMoved`]
@@ -149,22 +194,52 @@ pub trait Store: Send + Sync + 'static {
     async fn last_audit_entry(&self) -> StoreResult<Option<ChainedAuditEntry>>;
     /// One page of audit entries matching `filter`, newest first (descending seq), starting
     /// below `before_seq`.
-    async fn audit_entries(&self, filter: &AuditFilter, before_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>>;
+    async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<ChainedAuditEntry>>;
     /// One page of the whole audit log in chain order (ascending seq), starting after
     /// `after_seq`: what verification walks.
-    async fn audit_chain(&self, after_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>>;
+    async fn audit_chain(
+        &self,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<ChainedAuditEntry>>;
 
     /// Records a Member State's submission on a case, pending review.
-    async fn insert_submission(&self, case_id: &str, organisation: &str, submitted_by: &str, content: &str) -> StoreResult<SubmissionRecord>;
+    async fn insert_submission(
+        &self,
+        case_id: &str,
+        organisation: &str,
+        submitted_by: &str,
+        content: &str,
+    ) -> StoreResult<SubmissionRecord>;
     /// Accepts or rejects a pending submission; a reviewed one cannot be reviewed again.
-    async fn review_submission(&self, id: &str, accept: bool, note: Option<&str>, reviewer: &str) -> StoreResult<SubmissionRecord>;
+    async fn review_submission(
+        &self,
+        id: &str,
+        accept: bool,
+        note: Option<&str>,
+        reviewer: &str,
+    ) -> StoreResult<SubmissionRecord>;
     /// Submissions on many cases (batch).
     async fn submissions_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<SubmissionRecord>>;
 
     /// Upserts missions in one transaction (import).
-    async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts>;
+    async fn import_missions(
+        &self,
+        missions: &[MissionRecord],
+        source: &str,
+    ) -> StoreResult<ImportCounts>;
     /// Upserts imported cases and their victims in one transaction, keyed by `import_key`.
-    async fn import_cases(&self, cases: &[ImportedCase], source: &str, progress: &(dyn Fn(usize, usize) + Sync)) -> StoreResult<ImportCounts>;
+    async fn import_cases(
+        &self,
+        cases: &[ImportedCase],
+        source: &str,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> StoreResult<ImportCounts>;
 }
 
 /// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations.

@@ -1,8 +1,8 @@
 //! Rows of the store as Rust values, and the filters and inputs its methods take.
 
 use crate::domain::{
-    Act, AssistanceKind, AssistanceStatus, CountryCode, FollowUpKind, Gender, Harm, MissionCode, MissionKind,
-    MissionStatus, PersonnelCategory,
+    Act, AssistanceKind, AssistanceStatus, CountryCode, FollowUpKind, Gender, Harm, MissionCode,
+    MissionKind, MissionStatus, PersonnelCategory,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -220,7 +220,9 @@ pub struct CaseScope {
 }
 
 /// Field a case list is ordered by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
 pub enum CaseOrderField {
     /// Incident date.
     IncidentDate,
@@ -233,7 +235,9 @@ pub enum CaseOrderField {
 }
 
 /// Direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
 pub enum OrderDirection {
     /// Ascending.
     Asc,
@@ -252,7 +256,10 @@ pub struct CaseOrder {
 
 impl Default for CaseOrder {
     fn default() -> Self {
-        Self { field: CaseOrderField::IncidentDate, direction: OrderDirection::Desc }
+        Self {
+            field: CaseOrderField::IncidentDate,
+            direction: OrderDirection::Desc,
+        }
     }
 }
 
@@ -276,7 +283,11 @@ impl CaseCursor {
             CaseOrderField::Mission => serde_json::Value::from(case.mission_code.clone()),
             CaseOrderField::VictimCount => serde_json::Value::from(case.victim_count),
         };
-        Self { order, key, id: case.id.clone() }
+        Self {
+            order,
+            key,
+            id: case.id.clone(),
+        }
     }
 }
 
@@ -503,7 +514,9 @@ pub struct AuditFilter {
 }
 
 /// Where a Member State's submission stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
 pub enum SubmissionStatus {
     /// Awaiting review by a UN case officer.
     Pending,
@@ -529,7 +542,10 @@ impl SubmissionStatus {
             "PENDING" => Ok(Self::Pending),
             "ACCEPTED" => Ok(Self::Accepted),
             "REJECTED" => Ok(Self::Rejected),
-            _ => Err(crate::domain::ParseError::Enum { kind: "SubmissionStatus", value: s.chars().take(40).collect() }),
+            _ => Err(crate::domain::ParseError::Enum {
+                kind: "SubmissionStatus",
+                value: s.chars().take(40).collect(),
+            }),
         }
     }
 }

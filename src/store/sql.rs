@@ -5,8 +5,8 @@
 use super::records::*;
 use super::{postgres, sqlite, Store, StoreError, StoreResult};
 use crate::domain::{
-    Act, AssistanceKind, AssistanceStatus, CountryCode, FollowUpKind, Gender, Harm, MissionCode, MissionKind,
-    MissionStatus, PersonnelCategory,
+    Act, AssistanceKind, AssistanceStatus, CountryCode, FollowUpKind, Gender, Harm, MissionCode,
+    MissionKind, MissionStatus, PersonnelCategory,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -96,7 +96,10 @@ struct Sql {
 
 impl Sql {
     fn new(text: &str) -> Self {
-        Self { text: text.to_string(), args: Vec::new() }
+        Self {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
     }
 
     fn push(&mut self, text: &str) -> &mut Self {
@@ -152,7 +155,11 @@ fn new_id() -> String {
 
 /// Deterministic id for imported rows, so the same dataset gets the same ids in every store.
 fn import_id(key: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, format!("casegraph:{key}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_URL,
+        format!("casegraph:{key}").as_bytes(),
+    )
+    .to_string()
 }
 
 fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -166,15 +173,22 @@ fn get_date(row: &AnyRow, col: &str) -> StoreResult<NaiveDate> {
 
 fn get_opt_date(row: &AnyRow, col: &str) -> StoreResult<Option<NaiveDate>> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| corrupt(col, e))).transpose()
+    s.map(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| corrupt(col, e)))
+        .transpose()
 }
 
 fn get_time(row: &AnyRow, col: &str) -> StoreResult<DateTime<Utc>> {
     let s: String = row.try_get(col)?;
-    DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt(col, e))
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| corrupt(col, e))
 }
 
-fn get_enum<T>(row: &AnyRow, col: &str, parse: fn(&str) -> Result<T, crate::domain::ParseError>) -> StoreResult<T> {
+fn get_enum<T>(
+    row: &AnyRow,
+    col: &str,
+    parse: fn(&str) -> Result<T, crate::domain::ParseError>,
+) -> StoreResult<T> {
     let s: String = row.try_get(col)?;
     parse(&s).map_err(|e| corrupt(col, e))
 }
@@ -185,7 +199,8 @@ fn get_opt_enum<T>(
     parse: fn(&str) -> Result<T, crate::domain::ParseError>,
 ) -> StoreResult<Option<T>> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| parse(&s).map_err(|e| corrupt(col, e))).transpose()
+    s.map(|s| parse(&s).map_err(|e| corrupt(col, e)))
+        .transpose()
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -211,7 +226,10 @@ fn mission_from_row(row: &AnyRow) -> StoreResult<MissionRecord> {
         location_name: row.try_get("location_name")?,
         latitude: row.try_get("latitude")?,
         longitude: row.try_get("longitude")?,
-        focal_point: focal_name.map(|name| FocalPoint { name, email: row.try_get("focal_point_email").ok().flatten() }),
+        focal_point: focal_name.map(|name| FocalPoint {
+            name,
+            email: row.try_get("focal_point_email").ok().flatten(),
+        }),
     })
 }
 
@@ -227,7 +245,12 @@ fn case_from_row(row: &AnyRow) -> StoreResult<CaseRecord> {
     let groups: String = row.try_get("perpetrator_groups")?;
     let list = |col: &str| -> StoreResult<Vec<String>> {
         let v: Option<String> = row.try_get(col)?;
-        let mut items: Vec<String> = v.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let mut items: Vec<String> = v
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
         items.sort();
         Ok(items)
     };
@@ -246,7 +269,8 @@ fn case_from_row(row: &AnyRow) -> StoreResult<CaseRecord> {
         latitude: row.try_get("latitude")?,
         longitude: row.try_get("longitude")?,
         summary: row.try_get("summary")?,
-        perpetrator_groups: serde_json::from_str(&groups).map_err(|e| corrupt("cases.perpetrator_groups", e))?,
+        perpetrator_groups: serde_json::from_str(&groups)
+            .map_err(|e| corrupt("cases.perpetrator_groups", e))?,
         victim_count: row.try_get("victim_count")?,
         version: row.try_get("version")?,
         source: row.try_get("source")?,
@@ -295,8 +319,12 @@ fn national_reference_from_row(row: &AnyRow) -> StoreResult<NationalReferenceRec
 
 fn assistance_from_row(row: &AnyRow) -> StoreResult<AssistanceRecord> {
     let case_ids: Option<String> = row.try_get("case_ids")?;
-    let mut case_ids: Vec<String> =
-        case_ids.unwrap_or_default().split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let mut case_ids: Vec<String> = case_ids
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
     case_ids.sort();
     Ok(AssistanceRecord {
         id: row.try_get("id")?,
@@ -313,7 +341,8 @@ fn assistance_from_row(row: &AnyRow) -> StoreResult<AssistanceRecord> {
     })
 }
 
-const MISSION_COLUMNS: &str = "code, name, kind, status, start_date, end_date, host_territories, location_name, \
+const MISSION_COLUMNS: &str =
+    "code, name, kind, status, start_date, end_date, host_territories, location_name, \
      latitude, longitude, focal_point_name, focal_point_email";
 
 const SUBMISSION_COLUMNS: &str =
@@ -331,7 +360,11 @@ fn submission_from_row(row: &AnyRow) -> StoreResult<SubmissionRecord> {
         submitted_at: get_time(row, "submitted_at")?,
         reviewed_by: row.try_get("reviewed_by")?,
         reviewed_at: reviewed_at
-            .map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("reviewed_at", e)))
+            .map(|s| {
+                DateTime::parse_from_rfc3339(&s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| corrupt("reviewed_at", e))
+            })
             .transpose()?,
         review_note: row.try_get("review_note")?,
     })
@@ -340,7 +373,8 @@ fn submission_from_row(row: &AnyRow) -> StoreResult<SubmissionRecord> {
 const VICTIM_COLUMNS: &str =
     "id, case_id, category, contributing_country, nationality, harm, gender, name, service_number";
 
-const AUDIT_COLUMNS: &str = "seq, at, subject, organisation, operation, case_id, fields, decision, prev_hash, hash";
+const AUDIT_COLUMNS: &str =
+    "seq, at, subject, organisation, operation, case_id, fields, decision, prev_hash, hash";
 
 /// Audit rows per INSERT statement (10 bind values each, well under both backends' limits).
 const AUDIT_INSERT_CHUNK: usize = 100;
@@ -358,7 +392,8 @@ fn audit_entry_from_row(row: &AnyRow) -> StoreResult<ChainedAuditEntry> {
         organisation: row.try_get("organisation")?,
         operation: row.try_get("operation")?,
         case_id: row.try_get("case_id")?,
-        fields: serde_json::from_str(&fields).map_err(|e| corrupt(&format!("audit_log entry seq {seq}: fields"), e))?,
+        fields: serde_json::from_str(&fields)
+            .map_err(|e| corrupt(&format!("audit_log entry seq {seq}: fields"), e))?,
         decision: row.try_get("decision")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
@@ -374,7 +409,11 @@ fn import_hash(case: &ImportedCase) -> String {
 
 /// `MINUSMA-20210113` from a mission code and a date; spaces in codes become hyphens.
 pub(crate) fn base_reference(mission: &str, date: NaiveDate) -> String {
-    format!("{}-{}", mission.replace(' ', "-").to_uppercase(), date.format("%Y%m%d"))
+    format!(
+        "{}-{}",
+        mission.replace(' ', "-").to_uppercase(),
+        date.format("%Y%m%d")
+    )
 }
 
 impl SqlStore {
@@ -389,7 +428,9 @@ impl SqlStore {
             return Err(StoreError::UnsupportedUrl);
         };
         let url = match dialect {
-            Dialect::Sqlite => sqlite::prepare_url(url).map_err(|e| corrupt("creating the database folder", e))?,
+            Dialect::Sqlite => {
+                sqlite::prepare_url(url).map_err(|e| corrupt("creating the database folder", e))?
+            }
             Dialect::Postgres => url.to_string(),
         };
         let mut options = AnyPoolOptions::new()
@@ -411,7 +452,11 @@ impl SqlStore {
             }
             Dialect::Postgres => postgres::MIGRATOR.run(&pool).await?,
         }
-        Ok(Self { pool, dialect, queries: AtomicU64::new(0) })
+        Ok(Self {
+            pool,
+            dialect,
+            queries: AtomicU64::new(0),
+        })
     }
 
     fn counted(&self) {
@@ -461,7 +506,12 @@ impl SqlStore {
     }
 
     /// Runs a batch query over `ids` in chunks (one query for up to `IN_CHUNK` keys).
-    async fn fetch_by_keys(&self, prefix: &str, keys: &[String], suffix: &str) -> StoreResult<Vec<AnyRow>> {
+    async fn fetch_by_keys(
+        &self,
+        prefix: &str,
+        keys: &[String],
+        suffix: &str,
+    ) -> StoreResult<Vec<AnyRow>> {
         let mut rows = Vec::new();
         for chunk in keys.chunks(IN_CHUNK) {
             let mut sql = Sql::new(prefix);
@@ -471,20 +521,36 @@ impl SqlStore {
         Ok(rows)
     }
 
-    async fn submission_in_tx(&self, tx: &mut Transaction<'static, Any>, id: &str) -> StoreResult<SubmissionRecord> {
-        let mut sql = Sql::new(&format!("SELECT {SUBMISSION_COLUMNS} FROM case_submissions WHERE id = "));
+    async fn submission_in_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+    ) -> StoreResult<SubmissionRecord> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM case_submissions WHERE id = "
+        ));
         sql.bind(id);
         self.counted();
         let row = sql.query().fetch_optional(&mut **tx).await?;
-        row.as_ref().map(submission_from_row).transpose()?.ok_or_else(|| StoreError::NotFound(format!("submission {id}")))
+        row.as_ref()
+            .map(submission_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("submission {id}")))
     }
 
-    async fn case_in_tx(&self, tx: &mut Transaction<'static, Any>, id: &str) -> StoreResult<CaseRecord> {
+    async fn case_in_tx(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+    ) -> StoreResult<CaseRecord> {
         let mut sql = Sql::new(&self.case_select());
         sql.push(" WHERE c.id = ").bind(id);
         self.counted();
         let row = sql.query().fetch_optional(&mut **tx).await?;
-        row.as_ref().map(case_from_row).transpose()?.ok_or_else(|| StoreError::NotFound(format!("case {id}")))
+        row.as_ref()
+            .map(case_from_row)
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("case {id}")))
     }
 
     /// Bumps a case's version (checking it when asked) inside `tx`; explains a miss.
@@ -496,7 +562,10 @@ impl SqlStore {
         extra_set: &str,
     ) -> StoreResult<()> {
         let mut sql = Sql::new("UPDATE cases SET version = version + 1, updated_at = ");
-        sql.bind(now()).push(extra_set).push(" WHERE id = ").bind(id);
+        sql.bind(now())
+            .push(extra_set)
+            .push(" WHERE id = ")
+            .bind(id);
         if let Some(v) = expected {
             sql.push(" AND version = ").bind(v);
         }
@@ -518,7 +587,12 @@ impl SqlStore {
         }
     }
 
-    async fn insert_acts(&self, tx: &mut Transaction<'static, Any>, case_id: &str, acts: &[Act]) -> StoreResult<()> {
+    async fn insert_acts(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        case_id: &str,
+        acts: &[Act],
+    ) -> StoreResult<()> {
         let unique: HashSet<&Act> = acts.iter().collect();
         for act in unique {
             let mut sql = Sql::new("INSERT INTO case_acts (case_id, act) VALUES (");
@@ -544,23 +618,51 @@ impl SqlStore {
             "INSERT INTO victims (id, case_id, position, category, contributing_country, nationality, harm, gender, \
              name, service_number, import_key, created_by, created_at) VALUES (",
         );
-        sql.bind(id).push(", ").bind(case_id).push(", ").bind(position).push(", ").bind(v.category.as_str());
-        sql.push(", ").bind(v.contributing_country.as_ref().map(|c| c.as_str()));
-        sql.push(", ").bind(v.nationality.as_ref().map(|c| c.as_str()));
-        sql.push(", ").bind(v.harm.as_str()).push(", ").bind(v.gender.map(|g| g.as_str()));
-        sql.push(", ").bind(v.name.clone()).push(", ").bind(v.service_number.clone());
-        sql.push(", ").bind(import_key).push(", ").bind(actor).push(", ").bind(now()).push(")");
+        sql.bind(id)
+            .push(", ")
+            .bind(case_id)
+            .push(", ")
+            .bind(position)
+            .push(", ")
+            .bind(v.category.as_str());
+        sql.push(", ")
+            .bind(v.contributing_country.as_ref().map(|c| c.as_str()));
+        sql.push(", ")
+            .bind(v.nationality.as_ref().map(|c| c.as_str()));
+        sql.push(", ")
+            .bind(v.harm.as_str())
+            .push(", ")
+            .bind(v.gender.map(|g| g.as_str()));
+        sql.push(", ")
+            .bind(v.name.clone())
+            .push(", ")
+            .bind(v.service_number.clone());
+        sql.push(", ")
+            .bind(import_key)
+            .push(", ")
+            .bind(actor)
+            .push(", ")
+            .bind(now())
+            .push(")");
         self.counted();
         sql.query().execute(&mut **tx).await?;
         Ok(())
     }
 
     /// Picks a free reference starting from `base` (`base`, `base-2`, `base-3`, …).
-    async fn free_reference(&self, tx: &mut Transaction<'static, Any>, base: &str) -> StoreResult<String> {
+    async fn free_reference(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        base: &str,
+    ) -> StoreResult<String> {
         // `base` and `base-N` only: an index range scan (`-` sorts just before `.`), not a LIKE
         // that would read every case on each insert.
         let mut sql = Sql::new("SELECT reference FROM cases WHERE reference = ");
-        sql.bind(base).push(" OR (reference >= ").bind(format!("{base}-")).push(" AND reference < ").bind(format!("{base}."));
+        sql.bind(base)
+            .push(" OR (reference >= ")
+            .bind(format!("{base}-"))
+            .push(" AND reference < ")
+            .bind(format!("{base}."));
         sql.push(")");
         self.counted();
         let taken: HashSet<String> = sql
@@ -573,18 +675,27 @@ impl SqlStore {
         if !taken.contains(base) {
             return Ok(base.to_string());
         }
-        let n = (2..).find(|n| !taken.contains(&format!("{base}-{n}"))).expect("an unbounded range has a free number");
+        let n = (2..)
+            .find(|n| !taken.contains(&format!("{base}-{n}")))
+            .expect("an unbounded range has a free number");
         Ok(format!("{base}-{n}"))
     }
 
-    async fn mission_territories(&self, tx: &mut Transaction<'static, Any>, code: &str) -> StoreResult<Vec<String>> {
+    async fn mission_territories(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        code: &str,
+    ) -> StoreResult<Vec<String>> {
         let mut sql = Sql::new("SELECT host_territories FROM missions WHERE code = ");
         sql.bind(code);
         self.counted();
         let row = sql.query().fetch_optional(&mut **tx).await?;
         let row = row.ok_or_else(|| StoreError::UnknownMission(code.to_string()))?;
         let t: String = row.try_get("host_territories")?;
-        Ok(t.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        Ok(t.split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect())
     }
 }
 
@@ -599,7 +710,9 @@ fn push_case_filter(sql: &mut Sql, f: &CaseFilter) {
     }
     if !f.acts.is_empty() {
         let acts: Vec<&str> = f.acts.iter().map(|a| a.as_str()).collect();
-        sql.push(" AND EXISTS (SELECT 1 FROM case_acts a WHERE a.case_id = c.id AND a.act IN ").bind_list(&acts).push(")");
+        sql.push(" AND EXISTS (SELECT 1 FROM case_acts a WHERE a.case_id = c.id AND a.act IN ")
+            .bind_list(&acts)
+            .push(")");
     }
     if !f.victim_categories.is_empty() {
         let cats: Vec<&str> = f.victim_categories.iter().map(|a| a.as_str()).collect();
@@ -608,9 +721,11 @@ fn push_case_filter(sql: &mut Sql, f: &CaseFilter) {
             .push(")");
     }
     if !f.victim_nationalities.is_empty() {
-        sql.push(" AND EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND v.nationality IN ")
-            .bind_list(&f.victim_nationalities)
-            .push(")");
+        sql.push(
+            " AND EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND v.nationality IN ",
+        )
+        .bind_list(&f.victim_nationalities)
+        .push(")");
     }
     if !f.contributing_countries.is_empty() {
         sql.push(" AND EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND v.contributing_country IN ")
@@ -628,19 +743,24 @@ fn push_case_filter(sql: &mut Sql, f: &CaseFilter) {
         sql.push(" AND (1 = 0");
         if !scope.states.is_empty() {
             sql.push(" OR c.host_state IN ").bind_list(&scope.states);
-            sql.push(" OR EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND (v.nationality IN ")
-                .bind_list(&scope.states)
-                .push(" OR v.contributing_country IN ")
-                .bind_list(&scope.states)
-                .push("))");
+            sql.push(
+                " OR EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND (v.nationality IN ",
+            )
+            .bind_list(&scope.states)
+            .push(" OR v.contributing_country IN ")
+            .bind_list(&scope.states)
+            .push("))");
         }
         if !scope.missions.is_empty() {
-            sql.push(" OR c.mission_code IN ").bind_list(&scope.missions);
+            sql.push(" OR c.mission_code IN ")
+                .bind_list(&scope.missions);
         }
         sql.push(")");
     }
     if let Some(status) = f.mission_status {
-        sql.push(" AND c.mission_code IN (SELECT m.code FROM missions m WHERE m.status = ").bind(status.as_str()).push(")");
+        sql.push(" AND c.mission_code IN (SELECT m.code FROM missions m WHERE m.status = ")
+            .bind(status.as_str())
+            .push(")");
     }
 }
 
@@ -652,7 +772,6 @@ fn order_column(field: CaseOrderField) -> &'static str {
         CaseOrderField::VictimCount => "c.victim_count",
     }
 }
-
 
 #[async_trait]
 impl Store for SqlStore {
@@ -674,7 +793,9 @@ impl Store for SqlStore {
     }
 
     async fn list_missions(&self, filter: &MissionFilter) -> StoreResult<Vec<MissionRecord>> {
-        let mut sql = Sql::new(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE 1 = 1"));
+        let mut sql = Sql::new(&format!(
+            "SELECT {MISSION_COLUMNS} FROM missions WHERE 1 = 1"
+        ));
         if let Some(s) = filter.status {
             sql.push(" AND status = ").bind(s.as_str());
         }
@@ -682,12 +803,21 @@ impl Store for SqlStore {
             sql.push(" AND kind = ").bind(k.as_str());
         }
         sql.push(" ORDER BY code");
-        self.fetch_all(&sql).await?.iter().map(mission_from_row).collect()
+        self.fetch_all(&sql)
+            .await?
+            .iter()
+            .map(mission_from_row)
+            .collect()
     }
 
     async fn missions_by_codes(&self, codes: &[String]) -> StoreResult<Vec<MissionRecord>> {
-        let rows =
-            self.fetch_by_keys(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE code IN "), codes, "").await?;
+        let rows = self
+            .fetch_by_keys(
+                &format!("SELECT {MISSION_COLUMNS} FROM missions WHERE code IN "),
+                codes,
+                "",
+            )
+            .await?;
         rows.iter().map(mission_from_row).collect()
     }
 
@@ -707,16 +837,28 @@ impl Store for SqlStore {
         };
         if let Some(cursor) = after {
             let key: Arg = match (&cursor.key, order.field) {
-                (serde_json::Value::Number(n), CaseOrderField::VictimCount) => {
-                    Arg::Int(n.as_i64().ok_or_else(|| corrupt("cursor", "non-integer key"))?)
+                (serde_json::Value::Number(n), CaseOrderField::VictimCount) => Arg::Int(
+                    n.as_i64()
+                        .ok_or_else(|| corrupt("cursor", "non-integer key"))?,
+                ),
+                (serde_json::Value::String(s), f) if f != CaseOrderField::VictimCount => {
+                    Arg::Text(Some(s.clone()))
                 }
-                (serde_json::Value::String(s), f) if f != CaseOrderField::VictimCount => Arg::Text(Some(s.clone())),
                 _ => return Err(corrupt("cursor", "key does not match the order")),
             };
-            sql.push(&format!(" AND ({col}, c.id) {cmp} (")).bind(key).push(", ").bind(&cursor.id).push(")");
+            sql.push(&format!(" AND ({col}, c.id) {cmp} ("))
+                .bind(key)
+                .push(", ")
+                .bind(&cursor.id)
+                .push(")");
         }
-        sql.push(&format!(" ORDER BY {col} {dir}, c.id {dir} LIMIT ")).bind(i64::from(limit));
-        self.fetch_all(&sql).await?.iter().map(case_from_row).collect()
+        sql.push(&format!(" ORDER BY {col} {dir}, c.id {dir} LIMIT "))
+            .bind(i64::from(limit));
+        self.fetch_all(&sql)
+            .await?
+            .iter()
+            .map(case_from_row)
+            .collect()
     }
 
     async fn count_cases(&self, filter: &CaseFilter) -> StoreResult<i64> {
@@ -728,14 +870,20 @@ impl Store for SqlStore {
     }
 
     async fn cases_by_ids(&self, ids: &[String]) -> StoreResult<Vec<CaseRecord>> {
-        let rows = self.fetch_by_keys(&format!("{} WHERE c.id IN ", self.case_select()), ids, "").await?;
+        let rows = self
+            .fetch_by_keys(&format!("{} WHERE c.id IN ", self.case_select()), ids, "")
+            .await?;
         rows.iter().map(case_from_row).collect()
     }
 
     async fn case_by_reference(&self, reference: &str) -> StoreResult<Option<CaseRecord>> {
         let mut sql = Sql::new(&self.case_select());
         sql.push(" WHERE c.reference = ").bind(reference);
-        self.fetch_all(&sql).await?.first().map(case_from_row).transpose()
+        self.fetch_all(&sql)
+            .await?
+            .first()
+            .map(case_from_row)
+            .transpose()
     }
 
     async fn victims_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<VictimRecord>> {
@@ -761,7 +909,10 @@ impl Store for SqlStore {
         rows.iter().map(follow_up_from_row).collect()
     }
 
-    async fn national_references_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<NationalReferenceRecord>> {
+    async fn national_references_by_case_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<NationalReferenceRecord>> {
         let rows = self
             .fetch_by_keys(
                 "SELECT id, case_id, state, authority, reference, recorded_by, recorded_at FROM national_references \
@@ -773,7 +924,10 @@ impl Store for SqlStore {
         rows.iter().map(national_reference_from_row).collect()
     }
 
-    async fn assistance_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<(String, AssistanceRecord)>> {
+    async fn assistance_by_case_ids(
+        &self,
+        ids: &[String],
+    ) -> StoreResult<Vec<(String, AssistanceRecord)>> {
         let agg = match self.dialect {
             Dialect::Sqlite => "(SELECT group_concat(x.case_id, ',') FROM assistance_cases x WHERE x.assistance_id = a.id)",
             Dialect::Postgres => "(SELECT string_agg(x.case_id, ',') FROM assistance_cases x WHERE x.assistance_id = a.id)",
@@ -790,10 +944,15 @@ impl Store for SqlStore {
                 " ORDER BY a.recorded_at",
             )
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("linked_case")?, assistance_from_row(r)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get("linked_case")?, assistance_from_row(r)?)))
+            .collect()
     }
 
-    async fn list_assistance(&self, filter: &AssistanceFilter) -> StoreResult<Vec<AssistanceRecord>> {
+    async fn list_assistance(
+        &self,
+        filter: &AssistanceFilter,
+    ) -> StoreResult<Vec<AssistanceRecord>> {
         let agg = match self.dialect {
             Dialect::Sqlite => "(SELECT group_concat(x.case_id, ',') FROM assistance_cases x WHERE x.assistance_id = a.id)",
             Dialect::Postgres => "(SELECT string_agg(x.case_id, ',') FROM assistance_cases x WHERE x.assistance_id = a.id)",
@@ -803,7 +962,8 @@ impl Store for SqlStore {
              a.version, a.recorded_at, {agg} AS case_ids FROM capacity_building_assistance a WHERE 1 = 1"
         ));
         if !filter.host_states.is_empty() {
-            sql.push(" AND a.host_state IN ").bind_list(&filter.host_states);
+            sql.push(" AND a.host_state IN ")
+                .bind_list(&filter.host_states);
         }
         if !filter.kinds.is_empty() {
             let kinds: Vec<&str> = filter.kinds.iter().map(|k| k.as_str()).collect();
@@ -813,10 +973,18 @@ impl Store for SqlStore {
             sql.push(" AND a.status = ").bind(s.as_str());
         }
         sql.push(" ORDER BY a.recorded_at, a.id");
-        self.fetch_all(&sql).await?.iter().map(assistance_from_row).collect()
+        self.fetch_all(&sql)
+            .await?
+            .iter()
+            .map(assistance_from_row)
+            .collect()
     }
 
-    async fn statistics(&self, by: StatisticsDimension, filter: &CaseFilter) -> StoreResult<Vec<StatisticsRow>> {
+    async fn statistics(
+        &self,
+        by: StatisticsDimension,
+        filter: &CaseFilter,
+    ) -> StoreResult<Vec<StatisticsRow>> {
         let (key, from) = match by {
             StatisticsDimension::Mission => ("c.mission_code", "cases c"),
             StatisticsDimension::HostState => ("c.host_state", "cases c"),
@@ -832,15 +1000,31 @@ impl Store for SqlStore {
         self.fetch_all(&sql)
             .await?
             .iter()
-            .map(|r| Ok(StatisticsRow { key: r.try_get("k")?, case_count: r.try_get("cases")?, victim_count: r.try_get("victims")? }))
+            .map(|r| {
+                Ok(StatisticsRow {
+                    key: r.try_get("k")?,
+                    case_count: r.try_get("cases")?,
+                    victim_count: r.try_get("victims")?,
+                })
+            })
             .collect()
     }
 
     async fn insert_case(&self, case: NewCase, actor: &str) -> StoreResult<CaseRecord> {
         let mut tx = self.begin_write().await?;
-        let territories = self.mission_territories(&mut tx, &case.mission_code).await?;
-        let host_state = case.host_state.clone().or_else(|| territories.first().cloned());
-        let reference = self.free_reference(&mut tx, &base_reference(&case.mission_code, case.incident_date)).await?;
+        let territories = self
+            .mission_territories(&mut tx, &case.mission_code)
+            .await?;
+        let host_state = case
+            .host_state
+            .clone()
+            .or_else(|| territories.first().cloned());
+        let reference = self
+            .free_reference(
+                &mut tx,
+                &base_reference(&case.mission_code, case.incident_date),
+            )
+            .await?;
         let id = new_id();
         let ts = now();
         let mut sql = Sql::new(
@@ -848,12 +1032,36 @@ impl Store for SqlStore {
              latitude, longitude, summary, perpetrator_groups, victim_count, version, source, created_by, created_at, \
              updated_at) VALUES (",
         );
-        sql.bind(&id).push(", ").bind(&reference).push(", ").bind(&case.mission_code).push(", ").bind(host_state);
-        sql.push(", ").bind(case.incident_date).push(", ").bind(case.reported_date);
-        sql.push(", ").bind(case.region.clone()).push(", ").bind(case.locality.clone());
-        sql.push(", ").bind(case.latitude).push(", ").bind(case.longitude).push(", ").bind(case.summary.clone());
-        sql.push(", ").bind(serde_json::to_string(&case.perpetrator_groups).expect("strings serialise"));
-        sql.push(", 0, 1, 'reported', ").bind(actor).push(", ").bind(&ts).push(", ").bind(&ts).push(")");
+        sql.bind(&id)
+            .push(", ")
+            .bind(&reference)
+            .push(", ")
+            .bind(&case.mission_code)
+            .push(", ")
+            .bind(host_state);
+        sql.push(", ")
+            .bind(case.incident_date)
+            .push(", ")
+            .bind(case.reported_date);
+        sql.push(", ")
+            .bind(case.region.clone())
+            .push(", ")
+            .bind(case.locality.clone());
+        sql.push(", ")
+            .bind(case.latitude)
+            .push(", ")
+            .bind(case.longitude)
+            .push(", ")
+            .bind(case.summary.clone());
+        sql.push(", ")
+            .bind(serde_json::to_string(&case.perpetrator_groups).expect("strings serialise"));
+        sql.push(", 0, 1, 'reported', ")
+            .bind(actor)
+            .push(", ")
+            .bind(&ts)
+            .push(", ")
+            .bind(&ts)
+            .push(")");
         self.counted();
         sql.query().execute(&mut *tx).await?;
         self.insert_acts(&mut tx, &id, &case.acts).await?;
@@ -862,7 +1070,13 @@ impl Store for SqlStore {
         Ok(record)
     }
 
-    async fn update_case(&self, id: &str, expected_version: i64, patch: CasePatch, _actor: &str) -> StoreResult<CaseRecord> {
+    async fn update_case(
+        &self,
+        id: &str,
+        expected_version: i64,
+        patch: CasePatch,
+        _actor: &str,
+    ) -> StoreResult<CaseRecord> {
         let mut tx = self.begin_write().await?;
         // The SET list names fixed columns only; every value is bound.
         let mut sql = Sql::new("UPDATE cases SET version = version + 1, updated_at = ");
@@ -883,15 +1097,22 @@ impl Store for SqlStore {
             sql.push(", locality = ").bind(v);
         }
         if let Some((lat, lon)) = patch.coordinates {
-            sql.push(", latitude = ").bind(Some(lat)).push(", longitude = ").bind(Some(lon));
+            sql.push(", latitude = ")
+                .bind(Some(lat))
+                .push(", longitude = ")
+                .bind(Some(lon));
         }
         if let Some(v) = &patch.summary {
             sql.push(", summary = ").bind(v);
         }
         if let Some(v) = &patch.perpetrator_groups {
-            sql.push(", perpetrator_groups = ").bind(serde_json::to_string(v).expect("strings serialise"));
+            sql.push(", perpetrator_groups = ")
+                .bind(serde_json::to_string(v).expect("strings serialise"));
         }
-        sql.push(" WHERE id = ").bind(id).push(" AND version = ").bind(expected_version);
+        sql.push(" WHERE id = ")
+            .bind(id)
+            .push(" AND version = ")
+            .bind(expected_version);
         self.counted();
         let done = sql.query().execute(&mut *tx).await?;
         if done.rows_affected() != 1 {
@@ -919,15 +1140,32 @@ impl Store for SqlStore {
         Ok(record)
     }
 
-    async fn add_victim(&self, case_id: &str, expected_version: Option<i64>, victim: NewVictim, actor: &str) -> StoreResult<VictimRecord> {
+    async fn add_victim(
+        &self,
+        case_id: &str,
+        expected_version: Option<i64>,
+        victim: NewVictim,
+        actor: &str,
+    ) -> StoreResult<VictimRecord> {
         let mut tx = self.begin_write().await?;
-        self.bump_version(&mut tx, case_id, expected_version, ", victim_count = victim_count + 1").await?;
+        self.bump_version(
+            &mut tx,
+            case_id,
+            expected_version,
+            ", victim_count = victim_count + 1",
+        )
+        .await?;
         let mut pos = Sql::new("SELECT victim_count FROM cases WHERE id = ");
         pos.bind(case_id);
         self.counted();
-        let position: i64 = pos.query().fetch_one(&mut *tx).await?.try_get("victim_count")?;
+        let position: i64 = pos
+            .query()
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("victim_count")?;
         let id = new_id();
-        self.insert_victim_row(&mut tx, &id, case_id, position, &victim, None, actor).await?;
+        self.insert_victim_row(&mut tx, &id, case_id, position, &victim, None, actor)
+            .await?;
         tx.commit().await?;
         Ok(VictimRecord {
             id,
@@ -942,16 +1180,35 @@ impl Store for SqlStore {
         })
     }
 
-    async fn add_follow_up(&self, case_id: &str, expected_version: Option<i64>, action: NewFollowUp, actor: &str) -> StoreResult<FollowUpRecord> {
+    async fn add_follow_up(
+        &self,
+        case_id: &str,
+        expected_version: Option<i64>,
+        action: NewFollowUp,
+        actor: &str,
+    ) -> StoreResult<FollowUpRecord> {
         let mut tx = self.begin_write().await?;
-        self.bump_version(&mut tx, case_id, expected_version, "").await?;
+        self.bump_version(&mut tx, case_id, expected_version, "")
+            .await?;
         let id = new_id();
         let ts = now();
         let mut sql = Sql::new(
             "INSERT INTO follow_up_actions (id, case_id, kind, description, taken_on, recorded_by, recorded_at) VALUES (",
         );
-        sql.bind(&id).push(", ").bind(case_id).push(", ").bind(action.kind.as_str()).push(", ").bind(&action.description);
-        sql.push(", ").bind(action.taken_on).push(", ").bind(actor).push(", ").bind(&ts).push(")");
+        sql.bind(&id)
+            .push(", ")
+            .bind(case_id)
+            .push(", ")
+            .bind(action.kind.as_str())
+            .push(", ")
+            .bind(&action.description);
+        sql.push(", ")
+            .bind(action.taken_on)
+            .push(", ")
+            .bind(actor)
+            .push(", ")
+            .bind(&ts)
+            .push(")");
         self.counted();
         sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
@@ -962,7 +1219,9 @@ impl Store for SqlStore {
             description: action.description,
             taken_on: action.taken_on,
             recorded_by: actor.to_string(),
-            recorded_at: DateTime::parse_from_rfc3339(&ts).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("now", e))?,
+            recorded_at: DateTime::parse_from_rfc3339(&ts)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| corrupt("now", e))?,
         })
     }
 
@@ -974,18 +1233,34 @@ impl Store for SqlStore {
         actor: &str,
     ) -> StoreResult<NationalReferenceRecord> {
         let mut tx = self.begin_write().await?;
-        self.bump_version(&mut tx, case_id, expected_version, "").await?;
+        self.bump_version(&mut tx, case_id, expected_version, "")
+            .await?;
         let id = new_id();
         let ts = now();
         let mut sql = Sql::new(
             "INSERT INTO national_references (id, case_id, state, authority, reference, recorded_by, recorded_at) VALUES (",
         );
-        sql.bind(&id).push(", ").bind(case_id).push(", ").bind(link.state.as_str()).push(", ").bind(&link.authority);
-        sql.push(", ").bind(&link.reference).push(", ").bind(actor).push(", ").bind(&ts).push(")");
+        sql.bind(&id)
+            .push(", ")
+            .bind(case_id)
+            .push(", ")
+            .bind(link.state.as_str())
+            .push(", ")
+            .bind(&link.authority);
+        sql.push(", ")
+            .bind(&link.reference)
+            .push(", ")
+            .bind(actor)
+            .push(", ")
+            .bind(&ts)
+            .push(")");
         self.counted();
         if let Err(e) = sql.query().execute(&mut *tx).await {
             return Err(if is_unique_violation(&e) {
-                StoreError::Duplicate(format!("national reference {} of {} on case {case_id}", link.reference, link.state))
+                StoreError::Duplicate(format!(
+                    "national reference {} of {} on case {case_id}",
+                    link.reference, link.state
+                ))
             } else {
                 e.into()
             });
@@ -998,21 +1273,33 @@ impl Store for SqlStore {
             authority: link.authority,
             reference: link.reference,
             recorded_by: actor.to_string(),
-            recorded_at: DateTime::parse_from_rfc3339(&ts).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("now", e))?,
+            recorded_at: DateTime::parse_from_rfc3339(&ts)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| corrupt("now", e))?,
         })
     }
 
-    async fn set_focal_point(&self, code: &str, focal_point: Option<FocalPoint>) -> StoreResult<MissionRecord> {
+    async fn set_focal_point(
+        &self,
+        code: &str,
+        focal_point: Option<FocalPoint>,
+    ) -> StoreResult<MissionRecord> {
         let mut tx = self.begin_write().await?;
         let mut sql = Sql::new("UPDATE missions SET focal_point_name = ");
         sql.bind(focal_point.as_ref().map(|f| f.name.clone()));
-        sql.push(", focal_point_email = ").bind(focal_point.as_ref().and_then(|f| f.email.clone()));
-        sql.push(", updated_at = ").bind(now()).push(" WHERE code = ").bind(code);
+        sql.push(", focal_point_email = ")
+            .bind(focal_point.as_ref().and_then(|f| f.email.clone()));
+        sql.push(", updated_at = ")
+            .bind(now())
+            .push(" WHERE code = ")
+            .bind(code);
         self.counted();
         if sql.query().execute(&mut *tx).await?.rows_affected() != 1 {
             return Err(StoreError::UnknownMission(code.to_string()));
         }
-        let mut read = Sql::new(&format!("SELECT {MISSION_COLUMNS} FROM missions WHERE code = "));
+        let mut read = Sql::new(&format!(
+            "SELECT {MISSION_COLUMNS} FROM missions WHERE code = "
+        ));
         read.bind(code);
         self.counted();
         let row = read.query().fetch_one(&mut *tx).await?;
@@ -1021,7 +1308,11 @@ impl Store for SqlStore {
         Ok(mission)
     }
 
-    async fn insert_assistance(&self, record: NewAssistance, actor: &str) -> StoreResult<AssistanceRecord> {
+    async fn insert_assistance(
+        &self,
+        record: NewAssistance,
+        actor: &str,
+    ) -> StoreResult<AssistanceRecord> {
         let mut tx = self.begin_write().await?;
         let mut ids: Vec<String> = record.case_ids.clone();
         ids.sort();
@@ -1047,14 +1338,31 @@ impl Store for SqlStore {
             "INSERT INTO capacity_building_assistance (id, host_state, kind, provider, status, period_start, period_end, \
              description, version, recorded_by, recorded_at) VALUES (",
         );
-        sql.bind(&id).push(", ").bind(record.host_state.as_str()).push(", ").bind(record.kind.as_str());
-        sql.push(", ").bind(&record.provider).push(", ").bind(record.status.as_str());
-        sql.push(", ").bind(record.period_start).push(", ").bind(record.period_end);
-        sql.push(", ").bind(record.description.clone()).push(", 1, ").bind(actor).push(", ").bind(&ts).push(")");
+        sql.bind(&id)
+            .push(", ")
+            .bind(record.host_state.as_str())
+            .push(", ")
+            .bind(record.kind.as_str());
+        sql.push(", ")
+            .bind(&record.provider)
+            .push(", ")
+            .bind(record.status.as_str());
+        sql.push(", ")
+            .bind(record.period_start)
+            .push(", ")
+            .bind(record.period_end);
+        sql.push(", ")
+            .bind(record.description.clone())
+            .push(", 1, ")
+            .bind(actor)
+            .push(", ")
+            .bind(&ts)
+            .push(")");
         self.counted();
         sql.query().execute(&mut *tx).await?;
         for case_id in &ids {
-            let mut link = Sql::new("INSERT INTO assistance_cases (assistance_id, case_id) VALUES (");
+            let mut link =
+                Sql::new("INSERT INTO assistance_cases (assistance_id, case_id) VALUES (");
             link.bind(&id).push(", ").bind(case_id).push(")");
             self.counted();
             link.query().execute(&mut *tx).await?;
@@ -1071,35 +1379,72 @@ impl Store for SqlStore {
             description: record.description,
             case_ids: ids,
             version: 1,
-            recorded_at: DateTime::parse_from_rfc3339(&ts).map(|t| t.with_timezone(&Utc)).map_err(|e| corrupt("now", e))?,
+            recorded_at: DateTime::parse_from_rfc3339(&ts)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| corrupt("now", e))?,
         })
     }
 
     async fn append_audit(&self, entries: &[ChainedAuditEntry]) -> StoreResult<()> {
-        let Some(first) = entries.first() else { return Ok(()) };
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
         let mut tx = self.begin_uncounted().await?;
-        let tail = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").query().fetch_optional(&mut *tx).await?;
+        let tail = Sql::new("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .query()
+            .fetch_optional(&mut *tx)
+            .await?;
         let (found, hash) = match &tail {
-            Some(row) => (row.try_get::<i64, _>("seq")?, row.try_get::<String, _>("hash")?),
+            Some(row) => (
+                row.try_get::<i64, _>("seq")?,
+                row.try_get::<String, _>("hash")?,
+            ),
             None => (0, String::new()),
         };
         let linked = found == first.seq - 1 && (found == 0 || hash == first.prev_hash);
         if !linked {
-            return Err(StoreError::AuditTailMoved { found, first: first.seq });
+            return Err(StoreError::AuditTailMoved {
+                found,
+                first: first.seq,
+            });
         }
         for chunk in entries.chunks(AUDIT_INSERT_CHUNK) {
             let mut sql = Sql::new(&format!("INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES "));
             for (i, e) in chunk.iter().enumerate() {
-                let fields = serde_json::to_string(&e.fields).expect("a list of strings serialises");
+                let fields =
+                    serde_json::to_string(&e.fields).expect("a list of strings serialises");
                 sql.push(if i == 0 { "(" } else { ", (" });
-                sql.bind(e.seq).push(", ").bind(e.at.to_rfc3339_opts(SecondsFormat::Millis, true));
-                sql.push(", ").bind(&e.subject).push(", ").bind(&e.organisation).push(", ").bind(&e.operation);
-                sql.push(", ").bind(e.case_id.clone()).push(", ").bind(fields).push(", ").bind(&e.decision);
-                sql.push(", ").bind(&e.prev_hash).push(", ").bind(&e.hash).push(")");
+                sql.bind(e.seq)
+                    .push(", ")
+                    .bind(e.at.to_rfc3339_opts(SecondsFormat::Millis, true));
+                sql.push(", ")
+                    .bind(&e.subject)
+                    .push(", ")
+                    .bind(&e.organisation)
+                    .push(", ")
+                    .bind(&e.operation);
+                sql.push(", ")
+                    .bind(e.case_id.clone())
+                    .push(", ")
+                    .bind(fields)
+                    .push(", ")
+                    .bind(&e.decision);
+                sql.push(", ")
+                    .bind(&e.prev_hash)
+                    .push(", ")
+                    .bind(&e.hash)
+                    .push(")");
             }
             if let Err(e) = sql.query().execute(&mut *tx).await {
                 // A concurrent writer (another replica) took these seqs first.
-                return Err(if is_unique_violation(&e) { StoreError::AuditTailMoved { found, first: first.seq } } else { e.into() });
+                return Err(if is_unique_violation(&e) {
+                    StoreError::AuditTailMoved {
+                        found,
+                        first: first.seq,
+                    }
+                } else {
+                    e.into()
+                });
             }
         }
         tx.commit().await?;
@@ -1107,12 +1452,26 @@ impl Store for SqlStore {
     }
 
     async fn last_audit_entry(&self) -> StoreResult<Option<ChainedAuditEntry>> {
-        let sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"));
-        sql.query().fetch_all(&self.pool).await?.first().map(audit_entry_from_row).transpose()
+        let sql = Sql::new(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ));
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .first()
+            .map(audit_entry_from_row)
+            .transpose()
     }
 
-    async fn audit_entries(&self, filter: &AuditFilter, before_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>> {
-        let mut sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
+    async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<ChainedAuditEntry>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"
+        ));
         let time = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
         if let Some(v) = &filter.subject {
             sql.push(" AND subject = ").bind(v);
@@ -1136,16 +1495,40 @@ impl Store for SqlStore {
             sql.push(" AND seq < ").bind(seq);
         }
         sql.push(" ORDER BY seq DESC LIMIT ").bind(i64::from(limit));
-        sql.query().fetch_all(&self.pool).await?.iter().map(audit_entry_from_row).collect()
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_entry_from_row)
+            .collect()
     }
 
-    async fn audit_chain(&self, after_seq: Option<i64>, limit: u32) -> StoreResult<Vec<ChainedAuditEntry>> {
-        let mut sql = Sql::new(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > "));
-        sql.bind(after_seq.unwrap_or(0)).push(" ORDER BY seq LIMIT ").bind(i64::from(limit));
-        sql.query().fetch_all(&self.pool).await?.iter().map(audit_entry_from_row).collect()
+    async fn audit_chain(
+        &self,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<ChainedAuditEntry>> {
+        let mut sql = Sql::new(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > "
+        ));
+        sql.bind(after_seq.unwrap_or(0))
+            .push(" ORDER BY seq LIMIT ")
+            .bind(i64::from(limit));
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(audit_entry_from_row)
+            .collect()
     }
 
-    async fn insert_submission(&self, case_id: &str, organisation: &str, submitted_by: &str, content: &str) -> StoreResult<SubmissionRecord> {
+    async fn insert_submission(
+        &self,
+        case_id: &str,
+        organisation: &str,
+        submitted_by: &str,
+        content: &str,
+    ) -> StoreResult<SubmissionRecord> {
         let mut tx = self.begin_write().await?;
         let mut check = Sql::new("SELECT id FROM cases WHERE id = ");
         check.bind(case_id);
@@ -1157,8 +1540,18 @@ impl Store for SqlStore {
         let mut sql = Sql::new(
             "INSERT INTO case_submissions (id, case_id, organisation, submitted_by, content, status, submitted_at) VALUES (",
         );
-        sql.bind(&id).push(", ").bind(case_id).push(", ").bind(organisation).push(", ").bind(submitted_by);
-        sql.push(", ").bind(content).push(", 'PENDING', ").bind(now()).push(")");
+        sql.bind(&id)
+            .push(", ")
+            .bind(case_id)
+            .push(", ")
+            .bind(organisation)
+            .push(", ")
+            .bind(submitted_by);
+        sql.push(", ")
+            .bind(content)
+            .push(", 'PENDING', ")
+            .bind(now())
+            .push(")");
         self.counted();
         sql.query().execute(&mut *tx).await?;
         let record = self.submission_in_tx(&mut tx, &id).await?;
@@ -1166,17 +1559,34 @@ impl Store for SqlStore {
         Ok(record)
     }
 
-    async fn review_submission(&self, id: &str, accept: bool, note: Option<&str>, reviewer: &str) -> StoreResult<SubmissionRecord> {
+    async fn review_submission(
+        &self,
+        id: &str,
+        accept: bool,
+        note: Option<&str>,
+        reviewer: &str,
+    ) -> StoreResult<SubmissionRecord> {
         let mut tx = self.begin_write().await?;
         let mut sql = Sql::new("UPDATE case_submissions SET status = ");
-        sql.bind(if accept { "ACCEPTED" } else { "REJECTED" }).push(", reviewed_by = ").bind(reviewer);
-        sql.push(", reviewed_at = ").bind(now()).push(", review_note = ").bind(note);
-        sql.push(" WHERE id = ").bind(id).push(" AND status = 'PENDING'");
+        sql.bind(if accept { "ACCEPTED" } else { "REJECTED" })
+            .push(", reviewed_by = ")
+            .bind(reviewer);
+        sql.push(", reviewed_at = ")
+            .bind(now())
+            .push(", review_note = ")
+            .bind(note);
+        sql.push(" WHERE id = ")
+            .bind(id)
+            .push(" AND status = 'PENDING'");
         self.counted();
         if sql.query().execute(&mut *tx).await?.rows_affected() != 1 {
             // Tell "no such submission" from "already reviewed".
             let existing = self.submission_in_tx(&mut tx, id).await?;
-            return Err(StoreError::Duplicate(format!("a review of submission {} ({})", existing.id, existing.status.as_str())));
+            return Err(StoreError::Duplicate(format!(
+                "a review of submission {} ({})",
+                existing.id,
+                existing.status.as_str()
+            )));
         }
         let record = self.submission_in_tx(&mut tx, id).await?;
         tx.commit().await?;
@@ -1185,21 +1595,30 @@ impl Store for SqlStore {
 
     async fn submissions_by_case_ids(&self, ids: &[String]) -> StoreResult<Vec<SubmissionRecord>> {
         let rows = self
-            .fetch_by_keys(&format!("SELECT {SUBMISSION_COLUMNS} FROM case_submissions WHERE case_id IN "), ids, " ORDER BY case_id, submitted_at")
+            .fetch_by_keys(
+                &format!("SELECT {SUBMISSION_COLUMNS} FROM case_submissions WHERE case_id IN "),
+                ids,
+                " ORDER BY case_id, submitted_at",
+            )
             .await?;
         rows.iter().map(submission_from_row).collect()
     }
 
-    async fn import_missions(&self, missions: &[MissionRecord], source: &str) -> StoreResult<ImportCounts> {
+    async fn import_missions(
+        &self,
+        missions: &[MissionRecord],
+        source: &str,
+    ) -> StoreResult<ImportCounts> {
         let mut tx = self.begin_write().await?;
         self.counted();
-        let existing: HashMap<String, MissionRecord> = Sql::new(&format!("SELECT {MISSION_COLUMNS} FROM missions"))
-            .query()
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| mission_from_row(r).map(|m| (m.code.to_string(), m)))
-            .collect::<StoreResult<_>>()?;
+        let existing: HashMap<String, MissionRecord> =
+            Sql::new(&format!("SELECT {MISSION_COLUMNS} FROM missions"))
+                .query()
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| mission_from_row(r).map(|m| (m.code.to_string(), m)))
+                .collect::<StoreResult<_>>()?;
         let mut counts = ImportCounts::default();
         for m in missions {
             let territories: Vec<&str> = m.host_territories.iter().map(|t| t.as_str()).collect();
@@ -1215,11 +1634,27 @@ impl Store for SqlStore {
                         continue;
                     }
                     sql = Sql::new("UPDATE missions SET name = ");
-                    sql.bind(&m.name).push(", kind = ").bind(m.kind.as_str()).push(", status = ").bind(m.status.as_str());
-                    sql.push(", start_date = ").bind(m.start_date).push(", end_date = ").bind(m.end_date);
-                    sql.push(", host_territories = ").bind(territories).push(", location_name = ").bind(m.location_name.clone());
-                    sql.push(", latitude = ").bind(m.latitude).push(", longitude = ").bind(m.longitude);
-                    sql.push(", source = ").bind(source).push(", updated_at = ").bind(now());
+                    sql.bind(&m.name)
+                        .push(", kind = ")
+                        .bind(m.kind.as_str())
+                        .push(", status = ")
+                        .bind(m.status.as_str());
+                    sql.push(", start_date = ")
+                        .bind(m.start_date)
+                        .push(", end_date = ")
+                        .bind(m.end_date);
+                    sql.push(", host_territories = ")
+                        .bind(territories)
+                        .push(", location_name = ")
+                        .bind(m.location_name.clone());
+                    sql.push(", latitude = ")
+                        .bind(m.latitude)
+                        .push(", longitude = ")
+                        .bind(m.longitude);
+                    sql.push(", source = ")
+                        .bind(source)
+                        .push(", updated_at = ")
+                        .bind(now());
                     sql.push(" WHERE code = ").bind(m.code.as_str());
                     counts.updated += 1;
                 }
@@ -1228,10 +1663,27 @@ impl Store for SqlStore {
                         "INSERT INTO missions (code, name, kind, status, start_date, end_date, host_territories, \
                          location_name, latitude, longitude, source, updated_at) VALUES (",
                     );
-                    sql.bind(m.code.as_str()).push(", ").bind(&m.name).push(", ").bind(m.kind.as_str());
-                    sql.push(", ").bind(m.status.as_str()).push(", ").bind(m.start_date).push(", ").bind(m.end_date);
-                    sql.push(", ").bind(territories).push(", ").bind(m.location_name.clone());
-                    sql.push(", ").bind(m.latitude).push(", ").bind(m.longitude).push(", ").bind(source);
+                    sql.bind(m.code.as_str())
+                        .push(", ")
+                        .bind(&m.name)
+                        .push(", ")
+                        .bind(m.kind.as_str());
+                    sql.push(", ")
+                        .bind(m.status.as_str())
+                        .push(", ")
+                        .bind(m.start_date)
+                        .push(", ")
+                        .bind(m.end_date);
+                    sql.push(", ")
+                        .bind(territories)
+                        .push(", ")
+                        .bind(m.location_name.clone());
+                    sql.push(", ")
+                        .bind(m.latitude)
+                        .push(", ")
+                        .bind(m.longitude)
+                        .push(", ")
+                        .bind(source);
                     sql.push(", ").bind(now()).push(")");
                     counts.inserted += 1;
                 }
@@ -1251,7 +1703,8 @@ impl Store for SqlStore {
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> StoreResult<ImportCounts> {
         let mut tx = self.begin_write().await?;
-        let mut existing_sql = Sql::new("SELECT import_key, import_hash, id FROM cases WHERE source = ");
+        let mut existing_sql =
+            Sql::new("SELECT import_key, import_hash, id FROM cases WHERE source = ");
         existing_sql.bind(source);
         self.counted();
         let existing: HashMap<String, (Option<String>, String)> = existing_sql
@@ -1259,7 +1712,12 @@ impl Store for SqlStore {
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|r| Ok((r.try_get::<String, _>("import_key")?, (r.try_get("import_hash")?, r.try_get("id")?))))
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("import_key")?,
+                    (r.try_get("import_hash")?, r.try_get("id")?),
+                ))
+            })
             .collect::<StoreResult<_>>()?;
         self.counted();
         let missions: HashSet<String> = sqlx::query("SELECT code FROM missions")
@@ -1285,13 +1743,24 @@ impl Store for SqlStore {
                 }
                 Some((_, id)) => {
                     let mut sql = Sql::new("UPDATE cases SET mission_code = ");
-                    sql.bind(&case.mission_code).push(", host_state = ").bind(case.host_state.clone());
-                    sql.push(", incident_date = ").bind(case.incident_date).push(", summary = ").bind(case.summary.clone());
-                    sql.push(", import_hash = ").bind(&hash).push(", version = version + 1, updated_at = ").bind(&ts);
+                    sql.bind(&case.mission_code)
+                        .push(", host_state = ")
+                        .bind(case.host_state.clone());
+                    sql.push(", incident_date = ")
+                        .bind(case.incident_date)
+                        .push(", summary = ")
+                        .bind(case.summary.clone());
+                    sql.push(", import_hash = ")
+                        .bind(&hash)
+                        .push(", version = version + 1, updated_at = ")
+                        .bind(&ts);
                     sql.push(" WHERE id = ").bind(id);
                     self.counted();
                     sql.query().execute(&mut *tx).await?;
-                    for table in ["DELETE FROM case_acts WHERE case_id = ", "DELETE FROM victims WHERE import_key IS NOT NULL AND case_id = "] {
+                    for table in [
+                        "DELETE FROM case_acts WHERE case_id = ",
+                        "DELETE FROM victims WHERE import_key IS NOT NULL AND case_id = ",
+                    ] {
                         let mut del = Sql::new(table);
                         del.bind(id);
                         self.counted();
@@ -1308,10 +1777,25 @@ impl Store for SqlStore {
                          perpetrator_groups, victim_count, version, source, import_key, import_hash, created_by, \
                          created_at, updated_at) VALUES (",
                     );
-                    sql.bind(&id).push(", ").bind(&reference).push(", ").bind(&case.mission_code);
-                    sql.push(", ").bind(case.host_state.clone()).push(", ").bind(case.incident_date);
-                    sql.push(", ").bind(case.summary.clone()).push(", '[]', 0, 1, ").bind(source);
-                    sql.push(", ").bind(&case.import_key).push(", ").bind(&hash).push(", ").bind(format!("import:{source}"));
+                    sql.bind(&id)
+                        .push(", ")
+                        .bind(&reference)
+                        .push(", ")
+                        .bind(&case.mission_code);
+                    sql.push(", ")
+                        .bind(case.host_state.clone())
+                        .push(", ")
+                        .bind(case.incident_date);
+                    sql.push(", ")
+                        .bind(case.summary.clone())
+                        .push(", '[]', 0, 1, ")
+                        .bind(source);
+                    sql.push(", ")
+                        .bind(&case.import_key)
+                        .push(", ")
+                        .bind(&hash)
+                        .push(", ")
+                        .bind(format!("import:{source}"));
                     sql.push(", ").bind(&ts).push(", ").bind(&ts).push(")");
                     self.counted();
                     sql.query().execute(&mut *tx).await?;
@@ -1322,8 +1806,16 @@ impl Store for SqlStore {
             self.insert_acts(&mut tx, &id, &case.acts).await?;
             for (position, (key, victim)) in case.victims.iter().enumerate() {
                 let position = i64::try_from(position).expect("victims per case fit in i64");
-                self.insert_victim_row(&mut tx, &import_id(key), &id, position, victim, Some(key), &format!("import:{source}"))
-                    .await?;
+                self.insert_victim_row(
+                    &mut tx,
+                    &import_id(key),
+                    &id,
+                    position,
+                    victim,
+                    Some(key),
+                    &format!("import:{source}"),
+                )
+                .await?;
             }
             let mut recount = Sql::new("UPDATE cases SET victim_count = (SELECT COUNT(*) FROM victims v WHERE v.case_id = cases.id) WHERE id = ");
             recount.bind(&id);
@@ -1338,11 +1830,26 @@ impl Store for SqlStore {
 }
 
 impl SqlStore {
-    async fn record_import_run(&self, tx: &mut Transaction<'static, Any>, dataset: &str, counts: &ImportCounts) -> StoreResult<()> {
+    async fn record_import_run(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        dataset: &str,
+        counts: &ImportCounts,
+    ) -> StoreResult<()> {
         let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
-        let mut sql = Sql::new("INSERT INTO import_runs (dataset, inserted, updated, unchanged, finished_at) VALUES (");
-        sql.bind(dataset).push(", ").bind(n(counts.inserted)).push(", ").bind(n(counts.updated));
-        sql.push(", ").bind(n(counts.unchanged)).push(", ").bind(now()).push(")");
+        let mut sql = Sql::new(
+            "INSERT INTO import_runs (dataset, inserted, updated, unchanged, finished_at) VALUES (",
+        );
+        sql.bind(dataset)
+            .push(", ")
+            .bind(n(counts.inserted))
+            .push(", ")
+            .bind(n(counts.updated));
+        sql.push(", ")
+            .bind(n(counts.unchanged))
+            .push(", ")
+            .bind(now())
+            .push(")");
         self.counted();
         sql.query().execute(&mut **tx).await?;
         Ok(())

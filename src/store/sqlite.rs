@@ -15,11 +15,14 @@ pub(super) const SESSION_SETUP: &str =
 pub(super) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// Aggregates a case's acts into one comma-separated value.
-pub(super) const ACTS_AGG: &str = "(SELECT group_concat(a.act, ',') FROM case_acts a WHERE a.case_id = c.id)";
+pub(super) const ACTS_AGG: &str =
+    "(SELECT group_concat(a.act, ',') FROM case_acts a WHERE a.case_id = c.id)";
 
 /// Makes sure the database file's folder exists and the URL asks SQLite to create the file.
 pub(super) fn prepare_url(url: &str) -> std::io::Result<String> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path.is_empty() || path == ":memory:" {
         // Each pooled connection would get its own in-memory database: refuse quietly by
@@ -31,7 +34,13 @@ pub(super) fn prepare_url(url: &str) -> std::io::Result<String> {
             std::fs::create_dir_all(parent)?;
         }
     }
-    let query = if query.contains("mode=") { query.to_string() } else if query.is_empty() { "mode=rwc".to_string() } else { format!("{query}&mode=rwc") };
+    let query = if query.contains("mode=") {
+        query.to_string()
+    } else if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        format!("{query}&mode=rwc")
+    };
     Ok(format!("sqlite://{path}?{query}"))
 }
 

@@ -39,12 +39,19 @@ impl ProtocolConfig {
 /// Checks that a base URL is http(s), and https unless it is a loopback address.
 pub(crate) fn check_base_url(v: &mut Validation, key: &str, url: &str) {
     let Some((scheme, rest)) = url.split_once("://") else {
-        v.error(key, "must be a URL such as \"https://justice.example.gov/api\"");
+        v.error(
+            key,
+            "must be a URL such as \"https://justice.example.gov/api\"",
+        );
         return;
     };
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    let hostname = if host.starts_with('[') { host.split(']').next().map_or(host, |h| &h[1..]) } else { host.split(':').next().unwrap_or(host) };
+    let hostname = if host.starts_with('[') {
+        host.split(']').next().map_or(host, |h| &h[1..])
+    } else {
+        host.split(':').next().unwrap_or(host)
+    };
     if hostname.is_empty() {
         v.error(key, "has no host");
         return;
@@ -53,7 +60,10 @@ pub(crate) fn check_base_url(v: &mut Validation, key: &str, url: &str) {
     match scheme {
         "https" => {}
         "http" if loopback => {}
-        "http" => v.error(key, "must use https:// (plain http is accepted only for 127.0.0.1 and localhost)"),
+        "http" => v.error(
+            key,
+            "must use https:// (plain http is accepted only for 127.0.0.1 and localhost)",
+        ),
         _ => v.error(key, format!("scheme `{scheme}` is not http or https")),
     }
 }
@@ -67,7 +77,11 @@ pub fn canonical_mapping() -> Mapping {
         authority: Some("/authority".into()),
         stage: Some("/stage".into()),
         national_stage: Some("/national_stage".into()),
-        stage_history: Some(StageHistoryMapping { list: "/stage_history".into(), stage: "/stage".into(), date: "/date".into() }),
+        stage_history: Some(StageHistoryMapping {
+            list: "/stage_history".into(),
+            stage: "/stage".into(),
+            date: "/date".into(),
+        }),
         court_name: Some("/court/name".into()),
         court_type: Some("/court/type".into()),
         charges: Some("/charges".into()),
@@ -84,9 +98,18 @@ pub fn canonical_mapping() -> Mapping {
         next_hearing: Some("/next_hearing".into()),
         updated_at: Some("/updated_at".into()),
         marking: Some("/marking".into()),
-        stages: CaseStage::ALL.iter().map(|s| (s.as_str().to_string(), *s)).collect(),
-        defendant_statuses: DefendantStatus::ALL.iter().map(|s| (s.as_str().to_string(), *s)).collect(),
-        court_types: CourtType::ALL.iter().map(|s| (s.as_str().to_string(), *s)).collect(),
+        stages: CaseStage::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), *s))
+            .collect(),
+        defendant_statuses: DefendantStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), *s))
+            .collect(),
+        court_types: CourtType::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), *s))
+            .collect(),
     })
 }
 
@@ -100,7 +123,11 @@ pub struct ProtocolConnector {
 impl ProtocolConnector {
     /// A client for `config`.
     pub fn new(config: ProtocolConfig, match_by: MatchBy, upstream: Upstream) -> Self {
-        Self { config, match_by, upstream }
+        Self {
+            config,
+            match_by,
+            upstream,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -125,26 +152,49 @@ impl Connector for ProtocolConnector {
         true
     }
 
-    async fn fetch_fields(&self, keys: &[String], fields: FieldMask) -> Result<Fetched, ConnectorError> {
+    async fn fetch_fields(
+        &self,
+        keys: &[String],
+        fields: FieldMask,
+    ) -> Result<Fetched, ConnectorError> {
         let url = self.url("lookup");
         let body = json!({ "match_by": match_by_str(self.match_by), "keys": keys, "fields": fields.names() });
-        let reply = self.upstream.send_json(&|c: &reqwest::Client| c.post(&url).json(&body)).await?;
+        let reply = self
+            .upstream
+            .send_json(&|c: &reqwest::Client| c.post(&url).json(&body))
+            .await?;
         if reply.status != 200 {
-            return Err(ConnectorError::bad_response(format!("POST /lookup answered HTTP {}", reply.status)));
+            return Err(ConnectorError::bad_response(format!(
+                "POST /lookup answered HTTP {}",
+                reply.status
+            )));
         }
         let records = match reply.body.get("records") {
             Some(Value::Array(items)) => items.clone(),
-            _ => return Err(ConnectorError::bad_response("POST /lookup answered without a `records` array")),
+            _ => {
+                return Err(ConnectorError::bad_response(
+                    "POST /lookup answered without a `records` array",
+                ))
+            }
         };
-        Ok(Fetched { raw: reply.body, records })
+        Ok(Fetched {
+            raw: reply.body,
+            records,
+        })
     }
 
     async fn probe(&self) -> Result<(), ConnectorError> {
         let url = self.url("health");
-        let reply = self.upstream.send_json(&|c: &reqwest::Client| c.get(&url)).await?;
+        let reply = self
+            .upstream
+            .send_json(&|c: &reqwest::Client| c.get(&url))
+            .await?;
         match reply.body.get("status").and_then(Value::as_str) {
             Some("ok") if reply.status == 200 => Ok(()),
-            _ => Err(ConnectorError::unavailable(format!("GET /health answered HTTP {} without status \"ok\"", reply.status))),
+            _ => Err(ConnectorError::unavailable(format!(
+                "GET /health answered HTTP {} without status \"ok\"",
+                reply.status
+            ))),
         }
     }
 }

@@ -43,17 +43,29 @@ impl ReferenceServer {
     /// A server answering from `records` (canonical records, see the protocol document); with
     /// `token`, every request must carry `Authorization: Bearer <token>`.
     pub fn new(records: Vec<Value>, token: Option<String>) -> Self {
-        Self { records: Arc::new(records), token: token.map(Into::into), received: Arc::default() }
+        Self {
+            records: Arc::new(records),
+            token: token.map(Into::into),
+            received: Arc::default(),
+        }
     }
 
     /// Reads records from a JSON file holding an array of canonical records.
     pub fn from_file(path: &std::path::Path, token: Option<String>) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
-        let records = value.as_array().cloned().ok_or_else(|| format!("{}: expected an array of records", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let records = value
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("{}: expected an array of records", path.display()))?;
         for (i, r) in records.iter().enumerate() {
             if r.get("key").and_then(Value::as_str).is_none() {
-                return Err(format!("{}: record {i} has no string `key`", path.display()));
+                return Err(format!(
+                    "{}: record {i} has no string `key`",
+                    path.display()
+                ));
             }
         }
         Ok(Self::new(records, token))
@@ -61,7 +73,10 @@ impl ReferenceServer {
 
     /// The lookups received so far, the last `RECEIVED_KEPT` of them (what CaseGraph asked for).
     pub fn received(&self) -> Vec<LookupRequest> {
-        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The routes: `GET /capabilities`, `POST /lookup`, `GET /health`.
@@ -108,12 +123,19 @@ async fn health(State(s): State<ReferenceServer>, headers: HeaderMap) -> Respons
     Json(json!({ "status": "ok", "records": s.records.len() })).into_response()
 }
 
-async fn lookup(State(s): State<ReferenceServer>, headers: HeaderMap, body: Result<Json<LookupRequest>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn lookup(
+    State(s): State<ReferenceServer>,
+    headers: HeaderMap,
+    body: Result<Json<LookupRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     if !s.authorised(&headers) {
         return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
     let Ok(Json(req)) = body else {
-        return problem(StatusCode::BAD_REQUEST, "expected {\"match_by\": ..., \"keys\": [...]}");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "expected {\"match_by\": ..., \"keys\": [...]}",
+        );
     };
     if req.keys.len() > MAX_BATCH {
         return problem(StatusCode::BAD_REQUEST, "too many keys in one lookup");
@@ -121,12 +143,20 @@ async fn lookup(State(s): State<ReferenceServer>, headers: HeaderMap, body: Resu
     let field = match req.match_by.as_str() {
         "un_reference" => "key",
         "national_reference" => "national_reference",
-        _ => return problem(StatusCode::BAD_REQUEST, "match_by must be un_reference or national_reference"),
+        _ => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "match_by must be un_reference or national_reference",
+            )
+        }
     };
     {
         // Kept for tests and inspection: the last lookups only, so a long-running server
         // does not grow without bound.
-        let mut received = s.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut received = s
+            .received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if received.len() >= RECEIVED_KEPT {
             received.remove(0);
         }
@@ -135,7 +165,11 @@ async fn lookup(State(s): State<ReferenceServer>, headers: HeaderMap, body: Resu
     let records: Vec<Value> = s
         .records
         .iter()
-        .filter(|r| r.get(field).and_then(Value::as_str).is_some_and(|k| req.keys.iter().any(|q| q == k)))
+        .filter(|r| {
+            r.get(field)
+                .and_then(Value::as_str)
+                .is_some_and(|k| req.keys.iter().any(|q| q == k))
+        })
         .map(|r| {
             // A record answers the key it was asked by, with the parts asked for only.
             let mut r = match &req.fields {
@@ -146,7 +180,9 @@ async fn lookup(State(s): State<ReferenceServer>, headers: HeaderMap, body: Resu
                         for (k, v) in obj {
                             let asked = k == "key"
                                 || k == "marking"
-                                || fields.iter().any(|f| f == k || (f == "stage" && k == "national_stage"));
+                                || fields
+                                    .iter()
+                                    .any(|f| f == k || (f == "stage" && k == "national_stage"));
                             if asked {
                                 out.insert(k.clone(), v.clone());
                             }
