@@ -574,16 +574,34 @@ impl SqlStore {
         if done.rows_affected() == 1 {
             return Ok(());
         }
+        Err(self
+            .explain_missed_update(tx, id, expected.unwrap_or_default())
+            .await)
+    }
+
+    /// Why an `UPDATE … WHERE id = $1 AND version = $2` touched no row: the case does not
+    /// exist, or it is at another version.
+    async fn explain_missed_update(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+        expected: i64,
+    ) -> StoreError {
         let mut check = Sql::new("SELECT version FROM cases WHERE id = ");
         check.bind(id);
         self.counted();
-        match check.query().fetch_optional(&mut **tx).await? {
-            None => Err(StoreError::NotFound(format!("case {id}"))),
-            Some(row) => Err(StoreError::VersionConflict {
+        let row = match check.query().fetch_optional(&mut **tx).await {
+            Ok(row) => row,
+            Err(e) => return e.into(),
+        };
+        match row.map(|r| r.try_get::<i64, _>("version")) {
+            None => StoreError::NotFound(format!("case {id}")),
+            Some(Ok(current)) => StoreError::VersionConflict {
                 id: id.to_string(),
-                expected: expected.unwrap_or_default(),
-                current: row.try_get("version")?,
-            }),
+                expected,
+                current,
+            },
+            Some(Err(e)) => e.into(),
         }
     }
 
@@ -1116,17 +1134,9 @@ impl Store for SqlStore {
         self.counted();
         let done = sql.query().execute(&mut *tx).await?;
         if done.rows_affected() != 1 {
-            let mut check = Sql::new("SELECT version FROM cases WHERE id = ");
-            check.bind(id);
-            self.counted();
-            return match check.query().fetch_optional(&mut *tx).await? {
-                None => Err(StoreError::NotFound(format!("case {id}"))),
-                Some(row) => Err(StoreError::VersionConflict {
-                    id: id.to_string(),
-                    expected: expected_version,
-                    current: row.try_get("version")?,
-                }),
-            };
+            return Err(self
+                .explain_missed_update(&mut tx, id, expected_version)
+                .await);
         }
         if let Some(acts) = &patch.acts {
             let mut del = Sql::new("DELETE FROM case_acts WHERE case_id = ");
