@@ -207,6 +207,7 @@ impl GatewayBuilder {
         } else {
             None
         };
+        let access = schema::access_for(load_policy(&config.access)?)?;
         let connectors = load_connectors(&config.connectors.dir).await?;
         let audit = if config.access.audit {
             access::audit::start(Arc::clone(&store)).await?
@@ -219,7 +220,7 @@ impl GatewayBuilder {
             schema::SchemaOptions {
                 introspection: config.server.introspection,
                 limits: config.limits.clone(),
-                access: access::Access::new(load_policy(&config.access)?),
+                access,
                 audit: audit.clone(),
                 cursor_key: cursor_key(&config.access.cursor_secret),
             },
@@ -246,9 +247,11 @@ impl GatewayBuilder {
 }
 
 /// Loads the sensitivity policy (the file named in `[access]`, else the bundled one) and
-/// checks it classifies every field of the schema.
+/// checks it classifies every field, argument and mutation of the schema. (The gateway then
+/// builds its access layer with `schema::access_for`, which also refuses a policy under which
+/// a non-null field could be denied.)
 pub fn load_policy(config: &config::AccessConfig) -> Result<access::Policy, access::PolicyError> {
-    let fields = schema::schema_fields();
+    let fields = schema::shape();
     if config.policy_file.trim().is_empty() {
         return access::Policy::load(
             access::EMBEDDED_POLICY,

@@ -262,6 +262,21 @@ fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
             .as_ref()
             .map_or("none", |j| j.issuer.as_str())
     );
+    let policy_label = if config.access.policy_file.trim().is_empty() {
+        "config/policy.toml (embedded)".to_string()
+    } else {
+        config.access.policy_file.clone()
+    };
+    match casegraph::load_policy(&config.access).and_then(casegraph::schema::access_for) {
+        Ok(access) => println!(
+            "{policy_label}: OK (access policy: {} fields and mutations classified)",
+            access.policy().fields().len()
+        ),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    }
     let dir = config.connectors.dir.trim();
     if dir.is_empty() {
         return Ok(ExitCode::SUCCESS);

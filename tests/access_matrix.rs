@@ -156,11 +156,11 @@ struct Rules {
 
 impl Rules {
     fn field(&self, key: &str) -> Level {
-        *self
-            .file
+        self.file
             .fields
             .get(key)
             .unwrap_or_else(|| panic!("{key} is not classified"))
+            .level()
     }
 
     fn marking(&self, marking: &str) -> Level {
@@ -186,12 +186,8 @@ impl Rules {
 
 fn load_rules() -> Rules {
     let text = std::fs::read_to_string(POLICY_PATH).expect("read config/policy.toml");
-    let policy = Policy::load(
-        &text,
-        "config/policy.toml",
-        &casegraph::schema::schema_fields(),
-    )
-    .expect("the policy loads");
+    let policy = Policy::load(&text, "config/policy.toml", &casegraph::schema::shape())
+        .expect("the policy loads");
     let file: PolicyFile =
         casegraph::config::load_toml(&text, "config/policy.toml").expect("the policy parses");
     Rules { file, policy }
@@ -600,7 +596,7 @@ async fn every_case_data_field_answers_each_principal_exactly_as_the_policy_says
 #[test]
 fn the_policy_classifies_every_field_of_the_schema_and_a_missing_entry_stops_the_start() {
     let text = std::fs::read_to_string(POLICY_PATH).expect("read config/policy.toml");
-    let fields = casegraph::schema::schema_fields();
+    let fields = casegraph::schema::shape();
     Policy::load(&text, "config/policy.toml", &fields)
         .expect("the bundled policy classifies every field");
     let without: String = text
@@ -610,8 +606,15 @@ fn the_policy_classifies_every_field_of_the_schema_and_a_missing_entry_stops_the
         .collect();
     assert_ne!(without, text, "the entry was removed");
     match Policy::load(&without, "config/policy.toml", &fields) {
-        Err(PolicyError::Unclassified { missing, .. }) => {
-            assert_eq!(missing, vec!["Victim.name".to_string()])
+        Err(PolicyError::Invalid(errors)) => {
+            assert_eq!(errors.errors.len(), 1, "{errors}");
+            assert!(
+                errors.errors[0]
+                    .message
+                    .contains("`Victim.name` is not classified")
+                    && errors.errors[0].line > 0,
+                "{errors}"
+            );
         }
         other => panic!("an unclassified field must stop the start, got {other:?}"),
     }
@@ -621,8 +624,8 @@ fn the_policy_classifies_every_field_of_the_schema_and_a_missing_entry_stops_the
 fn the_test_reads_the_same_levels_as_the_gate() {
     // The matrix reads the file itself; this pins that it reads what the gate loads.
     let rules = load_rules();
-    for (key, level) in &rules.file.fields {
-        assert_eq!(rules.policy.field_level(key), *level, "{key}");
+    for (key, rule) in &rules.file.fields {
+        assert_eq!(rules.policy.field_level(key), rule.level(), "{key}");
     }
     for (marking, level) in &rules.file.markings {
         assert_eq!(rules.policy.marking_level(marking), *level, "{marking}");

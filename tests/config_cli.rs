@@ -51,12 +51,10 @@ fn example_configs() -> Vec<PathBuf> {
 fn the_bundled_policy_loads_and_classifies_every_field_of_the_schema() {
     let text = std::fs::read_to_string(Path::new(ROOT).join("config/policy.toml"))
         .expect("config/policy.toml");
-    casegraph::access::Policy::load(
-        &text,
-        "config/policy.toml",
-        &casegraph::schema::schema_fields(),
-    )
-    .expect("the policy classifies every field");
+    let policy =
+        casegraph::access::Policy::load(&text, "config/policy.toml", &casegraph::schema::shape())
+            .expect("the policy classifies every field, argument and mutation");
+    casegraph::schema::access_for(policy).expect("no non-null field of the schema is deniable");
     assert_eq!(
         text,
         casegraph::access::EMBEDDED_POLICY,

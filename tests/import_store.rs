@@ -176,7 +176,7 @@ async fn all_cases(store: &dyn Store) -> Vec<CaseRecord> {
         direction: OrderDirection::Asc,
     };
     let mut cases = store
-        .list_cases(&CaseFilter::default(), order, None, 100_000)
+        .list_cases(&CaseFilter::all(), order, None, 100_000)
         .await
         .expect("list cases");
     cases.sort_by(|a, b| a.id.cmp(&b.id));
@@ -269,10 +269,7 @@ async fn importing_the_bundled_files_gives_611_cases_1134_victims_and_52_mission
     assert_eq!((fatalities.records, fatalities.victims), (611, 1134));
 
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         611
     );
     let cases = all_cases(store).await;
@@ -301,7 +298,7 @@ async fn importing_the_bundled_files_gives_611_cases_1134_victims_and_52_mission
     }
 
     let by_mission = store
-        .statistics(StatisticsDimension::Mission, &CaseFilter::default())
+        .statistics(StatisticsDimension::Mission, &CaseFilter::all())
         .await
         .expect("stats");
     assert_eq!(by_mission.len(), 52, "distinct missions among cases");
@@ -340,7 +337,7 @@ async fn importing_the_bundled_files_gives_611_cases_1134_victims_and_52_mission
     let minusma_since_2013 = CaseFilter {
         missions: vec!["MINUSMA".into()],
         from: Some(date("2013-01-01")),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     assert_eq!(
         store.count_cases(&minusma_since_2013).await.expect("count"),
@@ -351,7 +348,7 @@ async fn importing_the_bundled_files_gives_611_cases_1134_victims_and_52_mission
         missions: vec!["UNSecretariat".into()],
         from: Some(date("2017-03-12")),
         to: Some(date("2017-03-12")),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let order = CaseOrder::default();
     let kasai = store
@@ -405,10 +402,7 @@ async fn re_running_both_imports_changes_and_duplicates_nothing(backend: Backend
     );
 
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         611
     );
     let cases_after = all_cases(store).await;
@@ -430,10 +424,7 @@ async fn a_fatalities_file_with_bad_rows_is_reported_line_by_line_and_writes_not
     };
     let store = t.store.as_ref();
     let csv = fatalities_with_bad_rows();
-    let before = store
-        .count_cases(&CaseFilter::default())
-        .await
-        .expect("count");
+    let before = store.count_cases(&CaseFilter::all()).await.expect("count");
     assert_eq!(before, 0);
 
     let err = import::import_fatalities(store, csv.as_bytes(), ImportOptions::default())
@@ -471,10 +462,7 @@ async fn a_fatalities_file_with_bad_rows_is_reported_line_by_line_and_writes_not
         );
     }
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         before,
         "nothing was written"
     );
@@ -502,10 +490,7 @@ async fn a_fatalities_file_with_bad_rows_is_reported_line_by_line_and_writes_not
     );
     assert_eq!(report.rows_out_of_scope, 1);
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         2
     );
     let minusma = case_by_reference(store, "MINUSMA-20210113").await;
@@ -576,10 +561,7 @@ async fn importing_fatalities_before_missions_is_refused_with_a_hint_to_import_m
         "the message should say to import missions first: {message}"
     );
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         0
     );
 
@@ -593,10 +575,7 @@ async fn importing_fatalities_before_missions_is_refused_with_a_hint_to_import_m
         .expect_err("no mission is in the store");
     assert!(err.to_string().contains("import missions` first"), "{err}");
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         0
     );
 }
@@ -731,10 +710,7 @@ async fn a_new_case_gets_a_mission_date_reference_and_a_suffix_on_the_same_day(b
         "{err:?}"
     );
     assert_eq!(
-        store
-            .count_cases(&CaseFilter::default())
-            .await
-            .expect("count"),
+        store.count_cases(&CaseFilter::all()).await.expect("count"),
         3
     );
 }
@@ -1054,7 +1030,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         missions: strs(&["MINUSMA", "MINUSCA"]),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|c, _| c.mission_code == "MINUSMA" || c.mission_code == "MINUSCA");
     assert!(want.len() > 72 && want.len() < 611);
@@ -1062,7 +1038,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         host_states: strs(&["MLI"]),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|c, _| c.host_state.as_deref() == Some("MLI"));
     assert!(want.contains(&civ_case) && want.len() < 611);
@@ -1070,7 +1046,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         acts: vec![Act::Killing],
-        ..Default::default()
+        ..CaseFilter::all()
     };
     assert_eq!(
         matching_ids(store, &f).await.len(),
@@ -1079,7 +1055,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
     );
     let f = CaseFilter {
         acts: vec![Act::Abduction],
-        ..Default::default()
+        ..CaseFilter::all()
     };
     assert!(
         matching_ids(store, &f).await.is_empty(),
@@ -1088,7 +1064,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         victim_categories: vec![PersonnelCategory::NationalCivilian],
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|_, vs| {
         vs.iter()
@@ -1103,7 +1079,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         victim_nationalities: strs(&["CIV"]),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|_, vs| vs.iter().any(|v| v.nationality.as_deref() == Some("CIV")));
     assert!(want.contains(&civ_case) && want.len() < 611);
@@ -1115,7 +1091,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         contributing_countries: strs(&["CIV", "RWA"]),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|_, vs| {
         vs.iter()
@@ -1136,7 +1112,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
     let f = CaseFilter {
         from: Some(from),
         to: Some(to),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|c, _| c.incident_date >= from && c.incident_date <= to);
     assert!(!want.is_empty() && want.len() < 611);
@@ -1144,7 +1120,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
     let f = CaseFilter {
         from: Some(date("2021-01-13")),
         to: Some(date("2021-01-13")),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     assert!(
         matching_ids(store, &f).await.contains(&civ_case),
@@ -1153,7 +1129,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
 
     let f = CaseFilter {
         mission_status: Some(MissionStatus::Closed),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let closed = matching_ids(store, &f).await;
     assert_eq!(
@@ -1171,7 +1147,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
     );
     let f = CaseFilter {
         mission_status: Some(MissionStatus::Active),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let active = matching_ids(store, &f).await;
     assert!(!active.is_empty() && active.is_disjoint(&closed));
@@ -1182,7 +1158,7 @@ async fn every_case_filter_field_narrows_the_real_data_as_specified(backend: Bac
         host_states: strs(&["MLI"]),
         victim_nationalities: strs(&["CIV"]),
         from: Some(date("2021-01-01")),
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let want = expected(&|c, vs| {
         c.host_state.as_deref() == Some("MLI")
@@ -1245,7 +1221,7 @@ async fn keyset_pagination_returns_every_case_exactly_once_in_every_order(backen
         let mut walks = Vec::new();
         for direction in [OrderDirection::Asc, OrderDirection::Desc] {
             let order = CaseOrder { field, direction };
-            let seen = walk(store, &CaseFilter::default(), order, 50).await;
+            let seen = walk(store, &CaseFilter::all(), order, 50).await;
             let ids: Vec<String> = seen.iter().map(|c| c.id.clone()).collect();
             let unique: BTreeSet<String> = ids.iter().cloned().collect();
             assert_eq!(ids.len(), 611, "{order:?}: {} cases listed", ids.len());
@@ -1294,7 +1270,7 @@ async fn keyset_pagination_returns_every_case_exactly_once_in_every_order(backen
     // With a filter and an odd page size as well.
     let minusma = CaseFilter {
         missions: vec!["MINUSMA".into()],
-        ..Default::default()
+        ..CaseFilter::all()
     };
     let order = CaseOrder {
         field: CaseOrderField::VictimCount,
@@ -1486,7 +1462,7 @@ async fn the_import_command_imports_reimports_idempotently_and_fails_on_a_broken
     // The command wrote to the configured store, and the refused file wrote nothing.
     assert_eq!(
         t.store
-            .count_cases(&CaseFilter::default())
+            .count_cases(&CaseFilter::all())
             .await
             .expect("count"),
         611

@@ -1,25 +1,37 @@
 //! Who may see and do what: the one place that says yes or no.
 //!
-//! Resolvers never check roles themselves: they ask this module, once before fetching (may
-//! this field be read at all? which cases are visible?) and again after (rules that depend on
-//! the record: a victim's own state, a source's marking, a convicted defendant). The rules are
-//! in the sensitivity policy (`config/policy.toml`, [`policy`]).
+//! The rules are in the sensitivity policy (`config/policy.toml`, [`policy`]), checked against
+//! the schema at start. For each operation, [`plan`] walks the document once against the
+//! policy for the caller's class (grant, deny, or decide per record, for every field and
+//! argument), and the schema's single enforcement point applies the plan, asking
+//! [`Viewpoint`] for the decisions that depend on the record. Resolvers never decide access.
+//! `docs/architecture.md` describes the whole path.
 
 pub mod audit;
+pub mod plan;
 mod policy;
 mod principal;
+pub mod shape;
+mod visibility;
 
+pub use plan::{
+    ClassPlan, FieldDecision, OperationPlan, PlannedField, PrincipalClass, SubjectKind, TypeTraits,
+};
 pub use policy::{
-    Enforcement, Level, LevelRule, OnDenied, Policy, PolicyError, PolicyFile, Relationship,
-    Relationships, EMBEDDED_POLICY,
+    CompiledField, Enforcement, FieldAccess, FieldId, FieldRule, Level, LevelRule, OnDenied,
+    OrganisationKind, Policy, PolicyError, PolicyFile, Relationship, Relationships,
+    EMBEDDED_POLICY,
 };
 pub use principal::{Organisation, Principal, PrincipalError, Role};
+pub use shape::SchemaShape;
+pub use visibility::{condition, CaseCondition, Condition, Visibility};
 
-use crate::error::ErrorCode;
-use crate::store::{CaseRecord, CaseScope};
-use std::sync::Arc;
+use crate::store::CaseRecord;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// An operation that changes the record.
+/// An operation that changes the record (the label of its audit entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOperation {
     /// Report a new case.
@@ -40,35 +52,6 @@ pub enum WriteOperation {
     SubmitCaseInformation,
     /// A UN case officer accepts or rejects a submission.
     ReviewSubmission,
-}
-
-/// The outcome of an access decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Go ahead.
-    Grant,
-    /// Refused, with the code and a message that names no protected value.
-    Deny {
-        /// Error code.
-        code: ErrorCode,
-        /// Message for the client.
-        message: String,
-    },
-}
-
-impl Decision {
-    /// `Ok(())` when granted, the refusal otherwise.
-    pub fn into_result(self) -> Result<(), (ErrorCode, String)> {
-        match self {
-            Decision::Grant => Ok(()),
-            Decision::Deny { code, message } => Err((code, message)),
-        }
-    }
-
-    /// Whether granted.
-    pub fn granted(&self) -> bool {
-        matches!(self, Decision::Grant)
-    }
 }
 
 /// What access decisions need to know about a case: computed from the case itself.
@@ -99,32 +82,88 @@ impl CaseFacts {
     }
 }
 
-/// What a field belongs to, for relationship-dependent decisions.
+/// What a record belongs to, for relationship-dependent decisions.
 #[derive(Debug, Clone, Copy, Default)]
 pub enum Subject<'a> {
-    /// Not case data (queries, missions, statistics).
+    /// Not case data (queries, missions, statistics, connector health).
     #[default]
     General,
     /// A case, or data of a case (follow-up actions, references, proceedings).
     Case(&'a CaseFacts),
-    /// A victim of a case: adds OWN_VICTIM_STATE for the victim's own states.
+    /// A victim of a case: OWN_VICTIM_STATE is that victim's nationality or contributor.
     Victim(&'a CaseFacts, Option<&'a str>, Option<&'a str>),
     /// Data about a host state that is not a case (capacity-building assistance).
     HostState(&'a str),
 }
 
-/// The access gate.
-#[derive(Debug, Clone)]
+impl Subject<'_> {
+    /// The case the record belongs to, if any.
+    pub fn case_id(&self) -> Option<&str> {
+        match self {
+            Subject::Case(f) | Subject::Victim(f, _, _) => Some(&f.id),
+            _ => None,
+        }
+    }
+}
+
+/// Counters of the plan cache, for `/metrics` and the benchmark.
+#[derive(Debug, Default)]
+pub struct PlanStats {
+    /// Operations whose plan came from the cache.
+    pub hits: AtomicU64,
+    /// Operations planned.
+    pub misses: AtomicU64,
+    /// Time spent planning, in nanoseconds.
+    pub planning_ns: AtomicU64,
+}
+
+/// Most operation plans kept (least recently used go first).
+const PLAN_CACHE_CAPACITY: u64 = 2_000;
+
+type PlanKey = (Arc<str>, PrincipalClass);
+
+/// The policy compiled against the schema, with the plan caches.
+#[derive(Clone)]
 pub struct Access {
     policy: Arc<Policy>,
+    types: Arc<HashMap<String, TypeTraits>>,
+    classes: Arc<Mutex<HashMap<PrincipalClass, Arc<ClassPlan>>>>,
+    operations: moka::sync::Cache<PlanKey, Arc<OperationPlan>>,
+    stats: Arc<PlanStats>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").finish_non_exhaustive()
+    }
 }
 
 impl Access {
-    /// A gate applying `policy`.
-    pub fn new(policy: Policy) -> Self {
-        Self {
-            policy: Arc::new(policy),
+    /// The access layer applying `policy` to a schema whose object types are described by
+    /// `types` (what their records are, which fields a record may raise or lower). Refuses a
+    /// policy under which a non-null field of the schema could be denied ("deniable means
+    /// nullable": a denied non-null field would break typed clients).
+    pub fn new(policy: Policy, types: HashMap<String, TypeTraits>) -> Result<Self, PolicyError> {
+        let problems = non_null_deniable(&policy, &types);
+        if !problems.is_empty() {
+            let errors = problems
+                .into_iter()
+                .map(|(key, message)| policy.error_at(&key, message))
+                .collect();
+            return Err(PolicyError::Invalid(crate::config::ConfigErrors {
+                file: policy.label().to_string(),
+                errors,
+            }));
         }
+        Ok(Self {
+            policy: Arc::new(policy),
+            types: Arc::new(types),
+            classes: Arc::default(),
+            operations: moka::sync::Cache::builder()
+                .max_capacity(PLAN_CACHE_CAPACITY)
+                .build(),
+            stats: Arc::default(),
+        })
     }
 
     /// The policy.
@@ -132,186 +171,86 @@ impl Access {
         &self.policy
     }
 
-    /// How `principal` relates to `subject`.
-    pub fn relationships(&self, principal: &Principal, subject: Subject<'_>) -> Relationships {
-        let mut rels = Relationships::default().with(Relationship::Any);
-        if principal.organisation.is_un() {
-            rels = rels.with(Relationship::Un);
+    /// Plan cache counters.
+    pub fn plan_stats(&self) -> &PlanStats {
+        &self.stats
+    }
+
+    /// What `type_name`'s records are.
+    pub fn type_traits(&self, type_name: &str) -> TypeTraits {
+        self.types
+            .get(type_name)
+            .copied()
+            .unwrap_or(TypeTraits::GENERAL)
+    }
+
+    /// The decisions for a class of principal (compiled once per class).
+    pub fn class_plan(&self, class: PrincipalClass) -> Arc<ClassPlan> {
+        let mut classes = self
+            .classes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(
+            classes
+                .entry(class)
+                .or_insert_with(|| Arc::new(ClassPlan::compile(&self.policy, &self.types, class))),
+        )
+    }
+
+    /// The plan of a parsed document for a class, from the cache when this document was
+    /// planned for this class before.
+    pub fn operation_plan(
+        &self,
+        query: &str,
+        doc: &async_graphql::parser::types::ExecutableDocument,
+        class: PrincipalClass,
+    ) -> Arc<OperationPlan> {
+        let key: PlanKey = (Arc::from(query), class);
+        if let Some(plan) = self.operations.get(&key) {
+            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            return plan;
         }
+        let started = std::time::Instant::now();
+        let plan = Arc::new(OperationPlan::compile(
+            &self.policy,
+            &self.class_plan(class),
+            doc,
+        ));
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        self.stats.planning_ns.fetch_add(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.operations.insert(key, Arc::clone(&plan));
+        plan
+    }
+
+    /// The caller's point of view for one request: its class, what each relationship means
+    /// for it, and the cases it may see.
+    pub fn viewpoint(&self, principal: Principal) -> Viewpoint {
+        let conditions = Relationship::ALL.map(|r| condition(&principal, r));
+        let concerned = self.policy.level_rule(Level::Concerned);
+        let visibility = if self.policy.grants_everywhere(&principal, Level::Concerned) {
+            Visibility::All
+        } else {
+            Visibility::from_conditions(
+                Relationship::ALL
+                    .iter()
+                    .filter(|r| concerned.relationships.has(**r))
+                    .map(|r| conditions[*r as usize].clone()),
+            )
+        };
         let state = match &principal.organisation {
-            Organisation::MemberState(c) => Some(c.as_str()),
+            Organisation::MemberState(c) => Some(c.to_string()),
             _ => None,
         };
-        let case = match subject {
-            Subject::General => None,
-            Subject::Case(c) | Subject::Victim(c, _, _) => Some(c),
-            Subject::HostState(h) => {
-                if state == Some(h) {
-                    rels = rels.with(Relationship::HostState);
-                }
-                None
-            }
-        };
-        if let Some(case) = case {
-            if let Some(state) = state {
-                if case.host_state.as_deref() == Some(state) {
-                    rels = rels.with(Relationship::HostState);
-                }
-                if case.contributing.iter().any(|c| c == state) {
-                    rels = rels.with(Relationship::ContributingState);
-                }
-                if case.nationalities.iter().any(|c| c == state) {
-                    rels = rels.with(Relationship::NationalityState);
-                }
-                // For a case's own fields, "the victim's own state" is the state of any victim;
-                // for a victim's fields, only that victim's state (below).
-                if matches!(subject, Subject::Case(_))
-                    && (rels.has(Relationship::NationalityState)
-                        || rels.has(Relationship::ContributingState))
-                {
-                    rels = rels.with(Relationship::OwnVictimState);
-                }
-            }
-            if principal.has_role(Role::FocalPoint)
-                && principal.missions.iter().any(|m| m == &case.mission)
-            {
-                rels = rels.with(Relationship::FocalPoint);
-            }
-        }
-        if let (Subject::Victim(_, nationality, contributing), Some(state)) = (subject, state) {
-            if nationality == Some(state) || contributing == Some(state) {
-                rels = rels.with(Relationship::OwnVictimState);
-            }
-        }
-        rels
-    }
-
-    /// May `principal` read `level` on `subject`?
-    pub fn may_read_level(
-        &self,
-        principal: &Principal,
-        level: Level,
-        subject: Subject<'_>,
-    ) -> bool {
-        #[cfg(feature = "bench-no-enforcement")]
-        {
-            let _ = (principal, level, subject);
-            return true;
-        }
-        #[cfg(not(feature = "bench-no-enforcement"))]
-        self.policy
-            .grants(principal, self.relationships(principal, subject), level)
-    }
-
-    /// May `principal` read `type_name.field` on `subject`, at least at `floor` (a source's
-    /// marking or a record rule may raise the field's level, never lower it)?
-    pub fn authorize_read(
-        &self,
-        principal: &Principal,
-        type_name: &str,
-        field: &str,
-        subject: Subject<'_>,
-        floor: Option<Level>,
-    ) -> (Level, Decision) {
-        let level = self.policy.field_level(&format!("{type_name}.{field}"));
-        let level = floor.map_or(level, |f| f.max(level));
-        if self.may_read_level(principal, level, subject) {
-            (level, Decision::Grant)
-        } else {
-            (
-                level,
-                Decision::Deny {
-                    code: ErrorCode::ForbiddenField,
-                    message: format!(
-                        "{type_name}.{field} is {} and not readable by this principal",
-                        level.as_str()
-                    ),
-                },
-            )
-        }
-    }
-
-    /// The cases `principal` may see: `None` for every case (the policy grants CONCERNED
-    /// through its roles or organisation: UN staff, auditors), else the cases related to its
-    /// state or its missions (possibly none).
-    pub fn case_scope(&self, principal: &Principal) -> Option<CaseScope> {
-        #[cfg(feature = "bench-no-enforcement")]
-        {
-            let _ = principal;
-            return None;
-        }
-        #[cfg(not(feature = "bench-no-enforcement"))]
-        {
-            if self.policy.grants_everywhere(principal, Level::Concerned) {
-                return None;
-            }
-            let states = match &principal.organisation {
-                Organisation::MemberState(c) => vec![c.to_string()],
-                _ => Vec::new(),
-            };
-            let missions = if principal.has_role(Role::FocalPoint) {
-                principal.missions.clone()
-            } else {
-                Vec::new()
-            };
-            Some(CaseScope { states, missions })
-        }
-    }
-
-    /// Whether a case is visible to `principal` (the same rule as [`Access::case_scope`]).
-    pub fn case_visible(&self, principal: &Principal, case: &CaseFacts) -> bool {
-        self.case_scope(principal).is_none()
-            || self.may_read_level(principal, Level::Concerned, Subject::Case(case))
-    }
-
-    /// May `principal` use the argument `key` (`Query.cases.filter.victimNationalities`)?
-    /// Arguments classified CONCERNED are usable by anyone who sees cases (results are
-    /// restricted to visible cases); higher levels need a grant that holds everywhere.
-    pub fn authorize_argument(&self, principal: &Principal, key: &str) -> Decision {
-        let Some(level) = self.policy.argument_level(key) else {
-            return Decision::Grant;
-        };
-        let scope = self.case_scope(principal);
-        let ok = match level {
-            Level::Public => true,
-            Level::Concerned => scope
-                .as_ref()
-                .is_none_or(|s| !s.states.is_empty() || !s.missions.is_empty()),
-            other => self.policy.grants_everywhere(principal, other),
-        };
-        if ok {
-            Decision::Grant
-        } else {
-            Decision::Deny {
-                code: ErrorCode::ForbiddenField,
-                message: format!(
-                    "the argument {key} filters on {} data this principal cannot read",
-                    level.as_str()
-                ),
-            }
-        }
-    }
-
-    /// Whether statistics must suppress small cells for `principal` (not concerned with every
-    /// case).
-    pub fn suppress_small_cells(&self, principal: &Principal) -> Option<u32> {
-        if self.case_scope(principal).is_none() {
-            None
-        } else {
-            Some(self.policy.enforcement().small_cell_threshold)
-        }
-    }
-
-    /// May `principal` read the audit log? Only auditors: the log names who read what, so it
-    /// is neither case data nor open to the people it watches.
-    pub fn authorize_audit_read(&self, principal: &Principal) -> Decision {
-        if principal.has_role(Role::Auditor) {
-            Decision::Grant
-        } else {
-            Decision::Deny {
-                code: ErrorCode::Forbidden,
-                message: "reading the audit log requires the auditor role".into(),
-            }
+        Viewpoint {
+            class: PrincipalClass::of(&principal),
+            principal,
+            state,
+            conditions,
+            visibility,
+            policy: Arc::clone(&self.policy),
         }
     }
 
@@ -327,30 +266,244 @@ impl Access {
             || principal.has_role(Role::UnCaseOfficer)
             || principal.organisation.to_string() == organisation
     }
+}
 
-    /// May `principal` perform `op`? UN case officers write the record; Member States submit
-    /// information on cases they are concerned with, which the UN reviews.
-    pub fn authorize_write(&self, principal: &Principal, op: WriteOperation) -> Decision {
-        let ok = match op {
-            WriteOperation::SubmitCaseInformation => {
-                matches!(principal.organisation, Organisation::MemberState(_))
-                    && principal.has_role(Role::MemberStateAnalyst)
-            }
-            _ => principal.has_role(Role::UnCaseOfficer),
-        };
-        if ok {
-            Decision::Grant
-        } else {
-            let needed = match op {
-                WriteOperation::SubmitCaseInformation => {
-                    "a Member State principal with the member-state-analyst role"
+/// The caller as access decisions see it, for one request.
+#[derive(Debug, Clone)]
+pub struct Viewpoint {
+    /// The principal.
+    pub principal: Principal,
+    /// Its class (what plans depend on).
+    pub class: PrincipalClass,
+    /// Its state, for a Member State.
+    state: Option<String>,
+    /// What each relationship requires of a case, indexed by [`Relationship`].
+    conditions: [Condition; 7],
+    /// The cases it may see.
+    pub visibility: Visibility,
+    policy: Arc<Policy>,
+}
+
+impl Viewpoint {
+    /// How the principal relates to `subject`, from the same conditions the store's
+    /// visibility predicate is made of.
+    pub fn relationships(&self, subject: Subject<'_>) -> Relationships {
+        let mut rels = Relationships::default();
+        for r in Relationship::ALL {
+            let holds = match (&self.conditions[r as usize], subject) {
+                (Condition::Always, _) => true,
+                (Condition::Never, _) => false,
+                (Condition::Cases(_), Subject::General) => false,
+                (Condition::Cases(_), Subject::HostState(h)) => {
+                    r == Relationship::HostState && self.state.as_deref() == Some(h)
                 }
-                _ => "the un-case-officer role",
+                (Condition::Cases(_), Subject::Victim(_, nationality, contributor))
+                    if r == Relationship::OwnVictimState =>
+                {
+                    let state = self.state.as_deref();
+                    state.is_some() && (nationality == state || contributor == state)
+                }
+                (Condition::Cases(cs), Subject::Case(c) | Subject::Victim(c, _, _)) => {
+                    cs.iter().any(|cond| cond.matches(c))
+                }
             };
-            Decision::Deny {
-                code: ErrorCode::Forbidden,
-                message: format!("{op:?} requires {needed}"),
+            if holds {
+                rels = rels.with(r);
             }
+        }
+        rels
+    }
+
+    /// Whether the principal may read `level` on `subject`.
+    pub fn may_read(&self, level: Level, subject: Subject<'_>) -> bool {
+        self.policy
+            .grants(&self.principal, self.relationships(subject), level)
+    }
+
+    /// Whether a case is visible (the in-memory form of the store's predicate).
+    pub fn sees(&self, case: &CaseFacts) -> bool {
+        self.visibility.matches(case)
+    }
+
+    /// The small-cell threshold of statistics for this principal: `None` when it sees every
+    /// case.
+    pub fn small_cell_threshold(&self) -> Option<u32> {
+        (!self.visibility.is_all()).then(|| self.policy.enforcement().small_cell_threshold)
+    }
+}
+
+/// Non-null fields of the schema that some principal could be denied, with why. A field is
+/// deniable when it needs a role or kind of organisation, when a record may raise its level
+/// (a source's marking), or when its level is not implied by what reaching its parent object
+/// already guarantees: the levels of the fields on every path to it (a path through a case's
+/// `nationalReferences` guarantees CASE_PARTIES on that case), and for case data the
+/// visibility of the case itself (`[levels.CONCERNED]`, which the enforcement point checks on
+/// every case object).
+fn non_null_deniable(
+    policy: &Policy,
+    types: &HashMap<String, TypeTraits>,
+) -> Vec<(String, String)> {
+    let guaranteed = guarantees(policy, types);
+    let mut out = Vec::new();
+    for f in policy.fields() {
+        if f.nullable {
+            continue;
+        }
+        let traits = types
+            .get(&f.type_name)
+            .copied()
+            .unwrap_or(TypeTraits::GENERAL);
+        let parent = guaranteed.get(f.type_name.as_str()).copied().unwrap_or(0);
+        let implied = Level::ALL
+            .iter()
+            .any(|g| parent & (1 << *g as u8) != 0 && implies(policy, *g, f.level))
+            || (f.level != Level::Sealed
+                && policy
+                    .level_rule(f.level)
+                    .relationships
+                    .has(Relationship::Any));
+        let restricted_argument = f
+            .arguments
+            .iter()
+            .find(|(_, level)| {
+                *level != Level::Public
+                    && !(*level != Level::Sealed
+                        && policy
+                            .level_rule(*level)
+                            .relationships
+                            .has(Relationship::Any))
+            })
+            .map(|(path, _)| path.join("."));
+        let why = if !f.roles.is_empty() || !f.organisations.is_empty() {
+            Some("it requires a role or kind of organisation".to_string())
+        } else if let Some(arg) = restricted_argument {
+            Some(format!(
+                "its argument `{arg}` is not usable by every principal, and using it refuses the field"
+            ))
+        } else if traits.raisable.contains(&f.field.as_str()) {
+            Some("a source's marking can raise its level".to_string())
+        } else if !implied {
+            Some(format!(
+                "its level {} is not granted to everyone who can reach a {} (whatever grants the fields leading to it, and for case data the case's visibility)",
+                f.level.as_str(),
+                f.type_name
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            out.push((
+                f.key.clone(),
+                format!(
+                    "`{}` is non-null in the schema but can be denied: {why}. A denied non-null field would break the response; lower its level, or make the field nullable in the schema",
+                    f.key
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// Whether whoever is granted `a` on a record is granted `b` on it.
+fn implies(policy: &Policy, a: Level, b: Level) -> bool {
+    if b == Level::Sealed || a == Level::Sealed {
+        return b != Level::Sealed && a == b;
+    }
+    let (ra, rb) = (policy.level_rule(a), policy.level_rule(b));
+    a == b
+        || rb.relationships.has(Relationship::Any)
+        || (!ra.relationships.has(Relationship::Any)
+            && ra.roles.is_subset(rb.roles)
+            && Relationship::ALL
+                .iter()
+                .filter(|r| ra.relationships.has(**r))
+                .all(|r| rb.relationships.has(*r)))
+}
+
+/// For every object type, the levels (bit set) every principal who reaches one of its objects
+/// is granted on it, computed as a fixpoint over the fields leading to it.
+fn guarantees<'p>(policy: &'p Policy, types: &HashMap<String, TypeTraits>) -> HashMap<&'p str, u8> {
+    let kind = |t: &str| types.get(t).map_or(SubjectKind::General, |tr| tr.kind);
+    let concerned = policy.level_rule(Level::Concerned);
+    // Levels whose grant does not depend on the record (roles, ANY, UN): they carry over to
+    // any other record.
+    let universal = Level::ALL.iter().fold(0u8, |acc, l| {
+        let rels = policy.level_rule(*l).relationships;
+        let record_bound = [
+            Relationship::HostState,
+            Relationship::ContributingState,
+            Relationship::NationalityState,
+            Relationship::OwnVictimState,
+            Relationship::FocalPoint,
+        ]
+        .iter()
+        .any(|r| rels.has(*r));
+        if record_bound {
+            acc
+        } else {
+            acc | (1 << *l as u8)
+        }
+    });
+    let own_victim_bound = Level::ALL.iter().fold(0u8, |acc, l| {
+        if policy
+            .level_rule(*l)
+            .relationships
+            .has(Relationship::OwnVictimState)
+        {
+            acc | (1 << *l as u8)
+        } else {
+            acc
+        }
+    });
+    let mut g: HashMap<&str, u8> = policy
+        .fields()
+        .iter()
+        .map(|f| {
+            let root = f.type_name == "Query" || f.type_name == "Mutation";
+            (f.type_name.as_str(), if root { 0 } else { 0b1_1111 })
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for f in policy.fields() {
+            let Some(&from) = g.get(f.type_name.as_str()) else {
+                continue;
+            };
+            if !g.contains_key(f.returns.as_str()) {
+                continue;
+            }
+            let (pk, tk) = (kind(&f.type_name), kind(&f.returns));
+            let mut incoming = from | (1 << f.level as u8);
+            // A field only some roles may use guarantees the levels every one of them grants.
+            if !f.roles.is_empty() {
+                for l in Level::ALL {
+                    if l != Level::Sealed && f.roles.is_subset(policy.level_rule(l).roles) {
+                        incoming |= 1 << l as u8;
+                    }
+                }
+            }
+            incoming &= match (pk, tk) {
+                (SubjectKind::General, _) => 0b1_1111,
+                (SubjectKind::Case, SubjectKind::Case) => 0b1_1111,
+                (SubjectKind::Case, SubjectKind::Victim) => !own_victim_bound,
+                _ => universal,
+            };
+            // Case data is only served when its case is visible.
+            if tk == SubjectKind::Case
+                || (tk == SubjectKind::Victim
+                    && !concerned.relationships.has(Relationship::OwnVictimState))
+            {
+                incoming |= 1 << Level::Concerned as u8;
+            }
+            let entry = g.get_mut(f.returns.as_str()).expect("checked above");
+            let next = *entry & incoming;
+            if next != *entry {
+                *entry = next;
+                changed = true;
+            }
+        }
+        if !changed {
+            return g;
         }
     }
 }
@@ -358,7 +511,6 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     fn principal(org: &str, roles: &[Role]) -> Principal {
         Principal {
@@ -370,12 +522,16 @@ mod tests {
         }
     }
 
-    fn gate() -> Access {
-        let fields: BTreeSet<String> = crate::schema::schema_fields();
-        Access::new(
-            Policy::load(EMBEDDED_POLICY, "config/policy.toml", &fields)
-                .expect("the bundled policy is valid"),
+    fn access() -> Access {
+        crate::schema::access_for(
+            Policy::load(
+                EMBEDDED_POLICY,
+                "config/policy.toml",
+                &crate::schema::shape(),
+            )
+            .expect("the bundled policy is valid"),
         )
+        .expect("the bundled policy fits the schema")
     }
 
     fn case() -> CaseFacts {
@@ -390,92 +546,67 @@ mod tests {
 
     #[test]
     fn relationships_come_from_the_case() {
-        let g = gate();
+        let a = access();
         let c = case();
-        let mli = g.relationships(
-            &principal("MLI", &[Role::MemberStateAnalyst]),
-            Subject::Case(&c),
-        );
+        let mli = a
+            .viewpoint(principal("MLI", &[Role::MemberStateAnalyst]))
+            .relationships(Subject::Case(&c));
         assert!(mli.has(Relationship::HostState) && !mli.has(Relationship::NationalityState));
-        let tcd = g.relationships(
-            &principal("TCD", &[Role::MemberStateAnalyst]),
-            Subject::Case(&c),
-        );
+        let tcd = a.viewpoint(principal("TCD", &[Role::MemberStateAnalyst]));
+        let rels = tcd.relationships(Subject::Case(&c));
         assert!(
-            tcd.has(Relationship::NationalityState) && !tcd.has(Relationship::ContributingState)
+            rels.has(Relationship::NationalityState) && !rels.has(Relationship::ContributingState)
         );
-        let own = g.relationships(
-            &principal("TCD", &[]),
-            Subject::Victim(&c, Some("TCD"), None),
-        );
-        assert!(own.has(Relationship::OwnVictimState));
-        let other = g.relationships(
-            &principal("TCD", &[]),
-            Subject::Victim(&c, Some("SEN"), Some("SEN")),
-        );
-        assert!(!other.has(Relationship::OwnVictimState));
-        let fp = g.relationships(&principal("UN", &[Role::FocalPoint]), Subject::Case(&c));
+        assert!(tcd
+            .relationships(Subject::Victim(&c, Some("TCD"), None))
+            .has(Relationship::OwnVictimState));
+        assert!(!tcd
+            .relationships(Subject::Victim(&c, Some("SEN"), Some("SEN")))
+            .has(Relationship::OwnVictimState));
+        let fp = a
+            .viewpoint(principal("UN", &[Role::FocalPoint]))
+            .relationships(Subject::Case(&c));
         assert!(fp.has(Relationship::FocalPoint) && fp.has(Relationship::Un));
     }
 
     #[test]
-    fn only_case_officers_write_and_member_states_submit() {
-        let g = gate();
-        assert!(g
-            .authorize_write(
-                &principal("UN", &[Role::UnCaseOfficer]),
-                WriteOperation::ReportCase
-            )
-            .granted());
-        for roles in [
-            &[Role::UnAnalyst][..],
-            &[Role::Admin],
-            &[Role::MemberStateAnalyst, Role::Auditor],
-            &[],
+    fn the_visibility_predicate_and_the_relationships_agree() {
+        let a = access();
+        let c = case();
+        for (org, roles, sees) in [
+            ("MLI", &[Role::MemberStateAnalyst][..], true),
+            ("SEN", &[Role::MemberStateAnalyst], true),
+            ("FRA", &[Role::MemberStateAnalyst], false),
+            ("AU", &[Role::MemberStateAnalyst], false),
+            ("UN", &[Role::UnAnalyst], true),
         ] {
-            assert!(!g
-                .authorize_write(&principal("UN", roles), WriteOperation::UpdateCase)
-                .granted());
+            let v = a.viewpoint(principal(org, roles));
+            assert_eq!(v.sees(&c), sees, "{org}");
+            assert_eq!(
+                v.may_read(Level::Concerned, Subject::Case(&c)),
+                sees,
+                "{org}"
+            );
         }
-        assert!(g
-            .authorize_write(
-                &principal("MLI", &[Role::MemberStateAnalyst]),
-                WriteOperation::SubmitCaseInformation
-            )
-            .granted());
-        assert!(!g
-            .authorize_write(
-                &principal("UN", &[Role::UnAnalyst]),
-                WriteOperation::SubmitCaseInformation
-            )
-            .granted());
-    }
-
-    #[test]
-    fn member_states_see_their_cases_and_un_staff_see_all() {
-        let g = gate();
-        assert_eq!(g.case_scope(&principal("UN", &[Role::UnAnalyst])), None);
-        let scope = g
-            .case_scope(&principal("MLI", &[Role::MemberStateAnalyst]))
-            .expect("scoped");
-        assert_eq!(scope.states, vec!["MLI".to_string()]);
-        let au = g
-            .case_scope(&principal("AU", &[Role::MemberStateAnalyst]))
-            .expect("scoped");
-        assert!(
-            au.states.is_empty() && au.missions.is_empty(),
-            "a regional organisation sees no case"
-        );
+        assert!(a
+            .viewpoint(principal("UN", &[Role::UnAnalyst]))
+            .visibility
+            .is_all());
+        assert!(a
+            .viewpoint(principal("AU", &[Role::MemberStateAnalyst]))
+            .visibility
+            .is_nothing());
     }
 
     #[test]
     fn sealed_is_never_granted() {
-        let g = gate();
+        let a = access();
         let c = case();
-        assert!(!g.may_read_level(
-            &principal("UN", &[Role::UnCaseOfficer, Role::Admin, Role::Auditor]),
-            Level::Sealed,
-            Subject::Case(&c)
-        ));
+        assert!(!a
+            .viewpoint(principal(
+                "UN",
+                &[Role::UnCaseOfficer, Role::Admin, Role::Auditor]
+            ))
+            .may_read(Level::Sealed, Subject::Case(&c)));
     }
 }

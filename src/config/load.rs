@@ -215,11 +215,31 @@ pub fn load_toml<T: DeserializeOwned + Validate>(
     load_toml_with_env(text, label, &|name| std::env::var(name).ok())
 }
 
+/// [`load_toml`] with one more rule set that needs context the value does not carry (the
+/// access policy is checked against the GraphQL schema): its errors are located in the file
+/// like any other.
+pub fn load_toml_checked<T: DeserializeOwned + Validate>(
+    text: &str,
+    label: &str,
+    check: &dyn Fn(&T, &mut Validation),
+) -> Result<T, ConfigErrors> {
+    load_toml_inner(text, label, &|name| std::env::var(name).ok(), check)
+}
+
 /// [`load_toml`] with an explicit environment, so tests do not touch the process environment.
 pub(crate) fn load_toml_with_env<T: DeserializeOwned + Validate>(
     text: &str,
     label: &str,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<T, ConfigErrors> {
+    load_toml_inner(text, label, env, &|_, _| {})
+}
+
+fn load_toml_inner<T: DeserializeOwned + Validate>(
+    text: &str,
+    label: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    check: &dyn Fn(&T, &mut Validation),
 ) -> Result<T, ConfigErrors> {
     let source = Source::new(text, label);
 
@@ -309,6 +329,7 @@ pub(crate) fn load_toml_with_env<T: DeserializeOwned + Validate>(
     if let Some(value) = &value {
         let mut validation = Validation::new();
         value.validate(&mut validation);
+        check(value, &mut validation);
         for (key, message) in validation.errors {
             // A rule about a removed value (or the table that held it) would only judge the
             // default that replaced it.

@@ -9,7 +9,7 @@ mod load;
 pub mod model;
 mod validate;
 
-pub use load::{load_toml, ConfigError, ConfigErrors, Validate, Validation};
+pub use load::{load_toml, load_toml_checked, ConfigError, ConfigErrors, Validate, Validation};
 pub use model::*;
 
 /// The demo configuration compiled into the binary, used when no file is given and

@@ -105,7 +105,7 @@ impl CaseFilterInput {
             from,
             to,
             mission_status: self.mission_status,
-            scope: None,
+            visibility: crate::access::Visibility::Nothing,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! request, and gets a response back.
 
 mod audit;
+mod guard;
 mod inputs;
 mod loaders;
 mod mutation;
@@ -17,22 +18,28 @@ pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
 use crate::access::audit::{AuditSink, RequestAudit};
-use crate::access::{Access, Decision, Level, OnDenied, Principal, Subject, WriteOperation};
+use crate::access::{
+    Access, OnDenied, Policy, PolicyError, Principal, SchemaShape, SubjectKind, TypeTraits,
+    Viewpoint, WriteOperation,
+};
 use crate::config::LimitsConfig;
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{Store, StoreError};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, EmptySubscription, Schema};
+use guard::RequestAccess;
+pub use guard::{Guarded, Protected};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The executable schema.
-pub type CaseGraphSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+/// The executable schema: both roots are guarded like every other object type.
+pub type CaseGraphSchema = Schema<Guarded<QueryRoot>, Guarded<MutationRoot>, EmptySubscription>;
 
 /// What every resolver may use.
 pub struct Services {
     /// The UN case store.
     pub store: Arc<dyn Store>,
-    /// The access gate.
+    /// The access layer (policy and plans).
     pub access: Access,
     /// Operation limits.
     pub limits: LimitsConfig,
@@ -47,13 +54,13 @@ pub struct Services {
 /// Options that shape the schema.
 #[derive(Clone)]
 pub struct SchemaOptions {
-    /// The access gate (policy).
+    /// The access layer (policy and plans), from [`access_for`].
     pub access: Access,
     /// Where audit events go.
     pub audit: AuditSink,
     /// Key of the cursors' MAC: cursors are bound to it and to the principal.
     pub cursor_key: [u8; 32],
-    /// Answer introspection queries.
+    /// Answer introspection queries (and the federation SDL).
     pub introspection: bool,
     /// Limits.
     pub limits: LimitsConfig,
@@ -65,7 +72,7 @@ pub fn build(
     connectors: crate::connectors::Connectors,
     options: SchemaOptions,
 ) -> CaseGraphSchema {
-    let mut builder = Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    let mut builder = Schema::build(Guarded(QueryRoot), Guarded(MutationRoot), EmptySubscription)
         .enable_federation()
         .data(Services {
             store,
@@ -78,10 +85,10 @@ pub fn build(
         .limit_depth(options.limits.max_depth)
         .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
-        .extension(AliasLimit(
-            options.limits.max_aliases,
-            !options.introspection,
-        ))
+        .extension(guard::Enforce {
+            introspection: options.introspection,
+            max_aliases: options.limits.max_aliases,
+        })
         .extension(audit::OperationName);
     if !options.introspection {
         // Without introspection, "did you mean" suggestions would leak the schema too.
@@ -90,32 +97,84 @@ pub fn build(
     builder.finish()
 }
 
-/// Every output field of the schema as `Type.field` (objects and interfaces; introspection
-/// types excluded): what the access policy must classify.
-pub fn schema_fields() -> std::collections::BTreeSet<String> {
-    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
-    let doc =
-        async_graphql::parser::parse_schema(sdl()).expect("the SDL async-graphql prints parses");
-    let mut out = std::collections::BTreeSet::new();
-    for def in doc.definitions {
-        if let TypeSystemDefinition::Type(t) = def {
-            let name = t.node.name.node.to_string();
-            let fields = match &t.node.kind {
-                TypeKind::Object(o) => &o.fields,
-                TypeKind::Interface(i) => &i.fields,
-                _ => continue,
-            };
-            for f in fields {
-                out.insert(format!("{name}.{}", f.node.name.node));
-            }
+/// The shape of the schema (types, fields, arguments) the access policy is checked against.
+pub fn shape() -> SchemaShape {
+    SchemaShape::from_sdl(&sdl()).expect("the SDL async-graphql prints parses")
+}
+
+/// What each object type's records are to the policy (see [`TypeTraits`]); types not listed
+/// are general data. Case data answers with its case; national records name the fields their
+/// source's marking raises.
+pub fn type_traits() -> HashMap<String, TypeTraits> {
+    const fn case(
+        raisable: &'static [&'static str],
+        lowerable: &'static [&'static str],
+    ) -> TypeTraits {
+        TypeTraits {
+            kind: SubjectKind::Case,
+            raisable,
+            lowerable,
         }
     }
-    out
+    [
+        ("Case", case(&[], &[])),
+        ("CaseLocation", case(&[], &[])),
+        ("Coordinates", case(&[], &[])),
+        ("FollowUpAction", case(&[], &[])),
+        ("NationalReference", case(&[], &[])),
+        ("Submission", case(&[], &[])),
+        ("Freshness", case(&[], &[])),
+        (
+            "NationalProceedings",
+            case(proceedings::MARKED_PROCEEDINGS_FIELDS, &[]),
+        ),
+        ("StageEntry", case(&["stage", "nationalLabel", "date"], &[])),
+        ("Court", case(&["name", "type"], &[])),
+        (
+            "Defendant",
+            case(
+                &[
+                    "name",
+                    "status",
+                    "nationalStatus",
+                    "inAbsentia",
+                    "verdict",
+                    "sentence",
+                ],
+                &["name"],
+            ),
+        ),
+        (
+            "Victim",
+            TypeTraits {
+                kind: SubjectKind::Victim,
+                raisable: &[],
+                lowerable: &[],
+            },
+        ),
+        (
+            "CapacityBuildingAssistance",
+            TypeTraits {
+                kind: SubjectKind::HostState,
+                raisable: &[],
+                lowerable: &[],
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(name, traits)| (name.to_string(), traits))
+    .collect()
+}
+
+/// The access layer for this schema under `policy` (refuses a policy under which a non-null
+/// field could be denied).
+pub fn access_for(policy: Policy) -> Result<Access, PolicyError> {
+    Access::new(policy, type_traits())
 }
 
 /// The SDL of the schema, as `casegraph schema` prints it and `schema.graphql` holds it.
 pub fn sdl() -> String {
-    Schema::build(QueryRoot, MutationRoot, EmptySubscription)
+    Schema::build(Guarded(QueryRoot), Guarded(MutationRoot), EmptySubscription)
         .enable_federation()
         .finish()
         .sdl()
@@ -139,9 +198,15 @@ pub async fn execute(
         principal.organisation.to_string(),
     );
     let audit = Arc::new(RequestAudit::default());
+    let enforcement = Arc::new(RequestAccess::new(
+        services.access.clone(),
+        services.access.viewpoint(principal.clone()),
+        Arc::clone(&audit),
+    ));
     let request = request
         .data(principal)
         .data(Arc::clone(&audit))
+        .data(Arc::clone(&enforcement))
         .data(DataLoader::new(StoreLoader { store }, tokio::spawn))
         .data(loaders::Prefetched::default())
         .data(DataLoader::new(
@@ -149,6 +214,8 @@ pub async fn execute(
             tokio::spawn,
         ));
     let mut response = schema.execute(request).await;
+    response.errors.extend(enforcement.take_errors());
+    drop(enforcement);
     let reject = services.access.policy().enforcement().on_denied_field == OnDenied::Reject;
     let denied: Vec<String> = response
         .errors
@@ -170,8 +237,9 @@ pub async fn execute(
                 .join(".")
         })
         .collect();
-    if reject && !denied.is_empty() {
-        // The whole operation is refused: nothing of what was resolved leaves.
+    if reject && !denied.is_empty() && response.data != async_graphql::Value::Null {
+        // Denials that depend on the record are only known once it is read: the whole
+        // operation is refused, and nothing of what was resolved leaves.
         let mut err = async_graphql::ServerError::new(
             format!(
                 "the operation selects {} field(s) this principal may not read: {}",
@@ -224,105 +292,6 @@ fn schema_services(schema: &CaseGraphSchema) -> &Services {
         .expect("the schema was built with Services")
 }
 
-/// Refuses operations with more aliases than allowed (alias floods multiply resolver work).
-/// Runs on the document async-graphql has already parsed, so nothing is parsed twice.
-/// Also refuses `_service` (the federation SDL) when introspection is off: it is the whole
-/// schema by another name.
-struct AliasLimit(usize, bool);
-
-impl async_graphql::extensions::ExtensionFactory for AliasLimit {
-    fn create(&self) -> Arc<dyn async_graphql::extensions::Extension> {
-        Arc::new(AliasLimitExtension(self.0, self.1))
-    }
-}
-
-struct AliasLimitExtension(usize, bool);
-
-#[async_trait::async_trait]
-impl async_graphql::extensions::Extension for AliasLimitExtension {
-    async fn parse_query(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        query: &str,
-        variables: &async_graphql::Variables,
-        next: async_graphql::extensions::NextParseQuery<'_>,
-    ) -> async_graphql::ServerResult<async_graphql::parser::types::ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        if self.1 && selects_service_sdl(&doc) {
-            let mut err =
-                async_graphql::ServerError::new("introspection is disabled on this server", None);
-            let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", ErrorCode::GraphqlValidationFailed.as_str());
-            err.extensions = Some(ext);
-            return Err(err);
-        }
-        let count = count_aliases(&doc);
-        if count > self.0 {
-            let mut err = async_graphql::ServerError::new(
-                format!(
-                    "the operation has {count} aliases; at most {} are allowed",
-                    self.0
-                ),
-                None,
-            );
-            let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", ErrorCode::OperationTooComplex.as_str());
-            err.extensions = Some(ext);
-            return Err(err);
-        }
-        Ok(doc)
-    }
-}
-
-fn selects_service_sdl(doc: &async_graphql::parser::types::ExecutableDocument) -> bool {
-    use async_graphql::parser::types::{Selection, SelectionSet};
-    fn walk(
-        set: &SelectionSet,
-        doc: &async_graphql::parser::types::ExecutableDocument,
-        depth: usize,
-    ) -> bool {
-        depth < 8
-            && set.items.iter().any(|item| match &item.node {
-                Selection::Field(f) => f.node.name.node == "_service",
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node, doc, depth + 1),
-                Selection::FragmentSpread(s) => doc
-                    .fragments
-                    .get(&s.node.fragment_name.node)
-                    .is_some_and(|f| walk(&f.node.selection_set.node, doc, depth + 1)),
-            })
-    }
-    doc.operations
-        .iter()
-        .any(|(_, op)| walk(&op.node.selection_set.node, doc, 0))
-}
-
-fn count_aliases(doc: &async_graphql::parser::types::ExecutableDocument) -> usize {
-    use async_graphql::parser::types::{Selection, SelectionSet};
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(f) => {
-                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
-                }
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let ops: usize = doc
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .sum();
-    let frags: usize = doc
-        .fragments
-        .values()
-        .map(|f| walk(&f.node.selection_set.node))
-        .sum();
-    ops + frags
-}
-
 pub(crate) fn services<'a>(ctx: &'a Context<'_>) -> &'a Services {
     request_data::<Services>(ctx)
 }
@@ -343,133 +312,14 @@ pub(crate) fn principal<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a P
         .ok_or_else(|| gql_error(ErrorCode::Unauthenticated, "authentication required"))
 }
 
-fn path_of(ctx: &Context<'_>) -> String {
-    ctx.path_node
-        .map(|p| p.to_string_vec().join("."))
-        .unwrap_or_default()
+/// The caller's point of view for this request (its visibility, its relationships).
+pub(crate) fn viewpoint<'a>(ctx: &'a Context<'_>) -> &'a Viewpoint {
+    &guard::request_access(ctx).viewpoint
 }
 
-/// Asks the access gate whether the caller may read `type_name.field` of `subject`.
-pub(crate) fn gate(
-    ctx: &Context<'_>,
-    type_name: &str,
-    field: &str,
-    subject: Subject<'_>,
-) -> async_graphql::Result<()> {
-    gate_at(ctx, type_name, field, subject, None)
-}
-
-/// For nullable fields: `false` (with one FORBIDDEN_FIELD error at this field's path added to
-/// the response) when the caller may not read it, so that the field resolves to null and the
-/// rest of its object stays.
-pub(crate) fn allow(ctx: &Context<'_>, type_name: &str, field: &str, subject: Subject<'_>) -> bool {
-    allow_at(ctx, type_name, field, subject, None)
-}
-
-/// [`allow`] with a floor (a source's marking).
-pub(crate) fn allow_at(
-    ctx: &Context<'_>,
-    type_name: &str,
-    field: &str,
-    subject: Subject<'_>,
-    floor: Option<Level>,
-) -> bool {
-    match gate_at(ctx, type_name, field, subject, floor) {
-        Ok(()) => true,
-        Err(e) => {
-            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
-            false
-        }
-    }
-}
-
-/// Like [`gate`], with a floor below which the level may not fall (a source's marking).
-pub(crate) fn gate_at(
-    ctx: &Context<'_>,
-    type_name: &str,
-    field: &str,
-    subject: Subject<'_>,
-    floor: Option<Level>,
-) -> async_graphql::Result<()> {
-    let p = principal(ctx)?;
-    let (level, decision) = services(ctx)
-        .access
-        .authorize_read(p, type_name, field, subject, floor);
-    let case_id = match subject {
-        Subject::Case(f) | Subject::Victim(f, _, _) => Some(f.id.as_str()),
-        _ => None,
-    };
-    if decision.granted() && level >= Level::CaseParties {
-        if let Some(case) = case_id {
-            request_data::<Arc<RequestAudit>>(ctx).read(case, path_of(ctx));
-        }
-    }
-    decide(ctx, decision, case_id)
-}
-
-/// Like [`gate`], for a level a record rule decided (`what` names the field in messages).
-pub(crate) fn gate_level(
-    ctx: &Context<'_>,
-    what: &str,
-    level: Level,
-    subject: Subject<'_>,
-) -> async_graphql::Result<()> {
-    let p = principal(ctx)?;
-    let access = &services(ctx).access;
-    let case_id = match subject {
-        Subject::Case(f) | Subject::Victim(f, _, _) => Some(f.id.as_str()),
-        _ => None,
-    };
-    let decision = if access.may_read_level(p, level, subject) {
-        if level >= Level::CaseParties {
-            if let Some(case) = case_id {
-                request_data::<Arc<RequestAudit>>(ctx).read(case, path_of(ctx));
-            }
-        }
-        Decision::Grant
-    } else {
-        Decision::Deny {
-            code: ErrorCode::ForbiddenField,
-            message: format!(
-                "{what} is {} here and not readable by this principal",
-                level.as_str()
-            ),
-        }
-    };
-    decide(ctx, decision, case_id)
-}
-
-/// Turns a decision into a result, auditing a refusal.
-pub(crate) fn decide(
-    ctx: &Context<'_>,
-    decision: Decision,
-    case: Option<&str>,
-) -> async_graphql::Result<()> {
-    match decision {
-        Decision::Grant => Ok(()),
-        Decision::Deny { code, message } => {
-            request_data::<Arc<RequestAudit>>(ctx).denied(case, path_of(ctx));
-            Err(gql_error(code, message))
-        }
-    }
-}
-
-/// Asks the access gate whether the caller may write; audits the attempt; returns the actor.
-pub(crate) fn authorize_write(
-    ctx: &Context<'_>,
-    op: WriteOperation,
-    case: Option<&str>,
-) -> async_graphql::Result<String> {
-    let p = principal(ctx)?;
-    let decision = services(ctx).access.authorize_write(p, op);
-    let audit = request_data::<Arc<RequestAudit>>(ctx);
-    match decision {
-        Decision::Grant => Ok(p.subject.clone()),
-        Decision::Deny { code, message } => {
-            audit.denied(case, path_of(ctx));
-            Err(gql_error(code, message))
-        }
-    }
+/// Who performs a write (its token subject), for the store's records.
+pub(crate) fn actor(ctx: &Context<'_>) -> String {
+    viewpoint(ctx).principal.subject.clone()
 }
 
 /// Notes a completed write in the audit trail.

@@ -1,6 +1,7 @@
 //! Mutations for UN case officers. Each validates its input completely before writing, writes in
 //! one transaction, and returns the changed records.
 
+use super::guard::{Guarded, Protected};
 use super::inputs::{
     country, not_future, opt_text, text, AssistanceInput, FollowUpActionInput,
     NationalReferenceInput, ReportCaseInput, UpdateCaseInput, VictimInput,
@@ -9,7 +10,7 @@ use super::types::{
     CapacityBuildingAssistance, Case, FollowUpAction, Mission, NationalReference, Submission,
     Victim,
 };
-use super::{audit_write, authorize_write, services, store_err};
+use super::{audit_write, services, store_err};
 use crate::access::WriteOperation;
 use crate::domain::{parse_reference, Act};
 use crate::error::{gql_error, ErrorCode};
@@ -95,34 +96,38 @@ async fn reload(ctx: &Context<'_>, id: &str) -> Result<Case> {
 #[derive(SimpleObject)]
 pub struct AddVictimPayload {
     /// The new victim.
-    pub victim: Victim,
+    pub victim: Guarded<Victim>,
     /// The case, at its new version.
-    pub case: Case,
+    pub case: Guarded<Case>,
 }
 
 /// The follow-up action recorded, and the case at its new version.
 #[derive(SimpleObject)]
 pub struct RecordFollowUpActionPayload {
     /// The new action.
-    pub follow_up_action: FollowUpAction,
+    pub follow_up_action: Guarded<FollowUpAction>,
     /// The case, at its new version.
-    pub case: Case,
+    pub case: Guarded<Case>,
 }
 
 /// The reference linked, and the case at its new version.
 #[derive(SimpleObject)]
 pub struct LinkNationalReferencePayload {
     /// The new reference.
-    pub national_reference: NationalReference,
+    pub national_reference: Guarded<NationalReference>,
     /// The case, at its new version.
-    pub case: Case,
+    pub case: Guarded<Case>,
 }
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Reports a new case. The store assigns its id and reference (`MISSION-YYYYMMDD`).
-    async fn report_case(&self, ctx: &Context<'_>, input: ReportCaseInput) -> Result<Case> {
-        let actor = authorize_write(ctx, WriteOperation::ReportCase, None)?;
+    async fn report_case(
+        &self,
+        ctx: &Context<'_>,
+        input: ReportCaseInput,
+    ) -> Result<Option<Guarded<Case>>> {
+        let actor = super::actor(ctx);
         let today = Utc::now().date_naive();
         let incident_date = not_future("incidentDate", input.incident_date.0, today)?;
         let reported_date = input
@@ -163,7 +168,7 @@ impl MutationRoot {
             .map_err(store_err)?;
         tracing::info!(case = %record.id, operation = "reportCase", "Case reported");
         audit_write(ctx, WriteOperation::ReportCase, Some(&record.id));
-        Ok(Case::from(record))
+        Ok(Some(Guarded(Case::from(record))))
     }
 
     /// Changes a case if it is still at `expectedVersion`; otherwise fails with
@@ -174,8 +179,8 @@ impl MutationRoot {
         id: ID,
         expected_version: i32,
         input: UpdateCaseInput,
-    ) -> Result<Case> {
-        let actor = authorize_write(ctx, WriteOperation::UpdateCase, Some(&id))?;
+    ) -> Result<Option<Guarded<Case>>> {
+        let actor = super::actor(ctx);
         let today = Utc::now().date_naive();
         let patch = CasePatch {
             host_state: input
@@ -227,7 +232,7 @@ impl MutationRoot {
         }
         tracing::info!(case = %record.id, version = record.version, operation = "updateCase", "Case updated");
         audit_write(ctx, WriteOperation::UpdateCase, Some(&record.id));
-        Ok(Case::from(record))
+        Ok(Some(Guarded(Case::from(record))))
     }
 
     /// Adds a victim to a case. With `expectedVersion`, fails with `VERSION_CONFLICT` if the
@@ -238,8 +243,8 @@ impl MutationRoot {
         case_id: ID,
         expected_version: Option<i32>,
         input: VictimInput,
-    ) -> Result<AddVictimPayload> {
-        let actor = authorize_write(ctx, WriteOperation::AddVictim, Some(&case_id))?;
+    ) -> Result<Option<Guarded<AddVictimPayload>>> {
+        let actor = super::actor(ctx);
         let nationality = input
             .nationality
             .as_deref()
@@ -271,13 +276,13 @@ impl MutationRoot {
         tracing::info!(case = %case_id.0, operation = "addVictim", "Victim added");
         audit_write(ctx, WriteOperation::AddVictim, Some(&case_id));
         let case = reload(ctx, &case_id).await?;
-        Ok(AddVictimPayload {
-            victim: Victim {
+        Ok(Some(Guarded(AddVictimPayload {
+            victim: Guarded(Victim {
                 record,
                 facts: Arc::clone(&case.facts),
-            },
-            case,
-        })
+            }),
+            case: Guarded(case),
+        })))
     }
 
     /// Records a UN follow-up action on a case (res. 2589 §4(b)).
@@ -287,8 +292,8 @@ impl MutationRoot {
         case_id: ID,
         expected_version: Option<i32>,
         input: FollowUpActionInput,
-    ) -> Result<RecordFollowUpActionPayload> {
-        let actor = authorize_write(ctx, WriteOperation::RecordFollowUpAction, Some(&case_id))?;
+    ) -> Result<Option<Guarded<RecordFollowUpActionPayload>>> {
+        let actor = super::actor(ctx);
         let action = NewFollowUp {
             kind: input.kind,
             description: text("description", &input.description, 10_000)?,
@@ -302,13 +307,13 @@ impl MutationRoot {
         tracing::info!(case = %case_id.0, operation = "recordFollowUpAction", "Follow-up action recorded");
         audit_write(ctx, WriteOperation::RecordFollowUpAction, Some(&case_id));
         let case = reload(ctx, &case_id).await?;
-        Ok(RecordFollowUpActionPayload {
-            follow_up_action: FollowUpAction {
+        Ok(Some(Guarded(RecordFollowUpActionPayload {
+            follow_up_action: Guarded(FollowUpAction {
                 record,
                 facts: Arc::clone(&case.facts),
-            },
-            case,
-        })
+            }),
+            case: Guarded(case),
+        })))
     }
 
     /// Records capacity-building assistance offered to a host state (res. 2589 §5).
@@ -316,8 +321,8 @@ impl MutationRoot {
         &self,
         ctx: &Context<'_>,
         input: AssistanceInput,
-    ) -> Result<CapacityBuildingAssistance> {
-        let actor = authorize_write(ctx, WriteOperation::RecordAssistance, None)?;
+    ) -> Result<Option<Guarded<CapacityBuildingAssistance>>> {
+        let actor = super::actor(ctx);
         let period_start = input.period_start.map(|d| d.0);
         let period_end = input.period_end.map(|d| d.0);
         if let (Some(s), Some(e)) = (period_start, period_end) {
@@ -350,7 +355,7 @@ impl MutationRoot {
             .map_err(store_err)?;
         tracing::info!(assistance = %record.id, operation = "recordAssistance", "Assistance recorded");
         audit_write(ctx, WriteOperation::RecordAssistance, None);
-        Ok(CapacityBuildingAssistance(record))
+        Ok(Some(Guarded(CapacityBuildingAssistance(record))))
     }
 
     /// Designates (or, with `focalPoint: null`, clears) a mission's focal point for safety and
@@ -360,8 +365,8 @@ impl MutationRoot {
         ctx: &Context<'_>,
         mission: String,
         focal_point: Option<FocalPointInput>,
-    ) -> Result<Mission> {
-        let actor = authorize_write(ctx, WriteOperation::SetFocalPoint, None)?;
+    ) -> Result<Option<Guarded<Mission>>> {
+        let actor = super::actor(ctx);
         let focal_point = match focal_point {
             Some(f) => Some(crate::store::FocalPoint {
                 name: text("focalPoint.name", &f.name, 200)?,
@@ -377,7 +382,7 @@ impl MutationRoot {
         tracing::info!(mission = %record.code, operation = "setMissionFocalPoint", "Focal point set");
         let _ = actor;
         audit_write(ctx, WriteOperation::SetFocalPoint, None);
-        Ok(Mission(record))
+        Ok(Some(Guarded(Mission(record))))
     }
 
     /// A Member State submits information on a case it is concerned with (res. 2589 §6). It is
@@ -387,19 +392,19 @@ impl MutationRoot {
         ctx: &Context<'_>,
         case_id: ID,
         content: String,
-    ) -> Result<Submission> {
-        let actor = authorize_write(ctx, WriteOperation::SubmitCaseInformation, Some(&case_id))?;
+    ) -> Result<Option<Guarded<Submission>>> {
+        let actor = super::actor(ctx);
         let content = text("content", &content, 20_000)?;
         // Only a case the state is concerned with: an invisible case is "not found".
         let case = reload(ctx, &case_id).await?;
-        let principal = super::principal(ctx)?;
-        if !services(ctx).access.case_visible(principal, &case.facts) {
+        let viewpoint = super::viewpoint(ctx);
+        if !viewpoint.sees(&case.facts) {
             return Err(gql_error(
                 ErrorCode::NotFound,
                 format!("case {} not found", case_id.0),
             ));
         }
-        let organisation = principal.organisation.to_string();
+        let organisation = viewpoint.principal.organisation.to_string();
         let record = services(ctx)
             .store
             .insert_submission(&case_id, &organisation, &actor, &content)
@@ -407,10 +412,10 @@ impl MutationRoot {
             .map_err(store_err)?;
         tracing::info!(case = %case_id.0, operation = "submitCaseInformation", "Submission received");
         audit_write(ctx, WriteOperation::SubmitCaseInformation, Some(&case_id));
-        Ok(Submission {
+        Ok(Some(Guarded(Submission {
             record,
             facts: Arc::clone(&case.facts),
-        })
+        })))
     }
 
     /// A UN case officer accepts (into the record) or rejects a pending submission.
@@ -420,8 +425,8 @@ impl MutationRoot {
         id: ID,
         accept: bool,
         note: Option<String>,
-    ) -> Result<Submission> {
-        let actor = authorize_write(ctx, WriteOperation::ReviewSubmission, None)?;
+    ) -> Result<Option<Guarded<Submission>>> {
+        let actor = super::actor(ctx);
         let note = opt_text("note", &note, 5_000)?;
         let record = services(ctx)
             .store
@@ -431,10 +436,10 @@ impl MutationRoot {
         tracing::info!(submission = %record.id, accepted = accept, operation = "reviewSubmission", "Submission reviewed");
         audit_write(ctx, WriteOperation::ReviewSubmission, Some(&record.case_id));
         let case = reload(ctx, &record.case_id).await?;
-        Ok(Submission {
+        Ok(Some(Guarded(Submission {
             record,
             facts: Arc::clone(&case.facts),
-        })
+        })))
     }
 
     /// Links a national case-file reference to a case, so that host-state connectors can find it.
@@ -444,8 +449,8 @@ impl MutationRoot {
         case_id: ID,
         expected_version: Option<i32>,
         input: NationalReferenceInput,
-    ) -> Result<LinkNationalReferencePayload> {
-        let actor = authorize_write(ctx, WriteOperation::LinkNationalReference, Some(&case_id))?;
+    ) -> Result<Option<Guarded<LinkNationalReferencePayload>>> {
+        let actor = super::actor(ctx);
         let link = NewNationalReference {
             state: country("state", &input.state)?,
             authority: text("authority", &input.authority, 300)?,
@@ -459,12 +464,17 @@ impl MutationRoot {
         tracing::info!(case = %case_id.0, operation = "linkNationalReference", "National reference linked");
         audit_write(ctx, WriteOperation::LinkNationalReference, Some(&case_id));
         let case = reload(ctx, &case_id).await?;
-        Ok(LinkNationalReferencePayload {
-            national_reference: NationalReference {
+        Ok(Some(Guarded(LinkNationalReferencePayload {
+            national_reference: Guarded(NationalReference {
                 record,
                 facts: Arc::clone(&case.facts),
-            },
-            case,
-        })
+            }),
+            case: Guarded(case),
+        })))
     }
 }
+
+impl Protected for MutationRoot {}
+impl Protected for AddVictimPayload {}
+impl Protected for RecordFollowUpActionPayload {}
+impl Protected for LinkNationalReferencePayload {}

@@ -5,8 +5,9 @@
 //! and the rest of the answer is intact. A national label the connector cannot map resolves to
 //! `null` with `CONNECTOR_UNMAPPED_VALUE` at its field; the label itself stays readable.
 
+use super::guard::{Guarded, Protected};
 use super::scalars::{Date, DateTime};
-use super::{gate, gate_at, services};
+use super::services;
 use crate::access::{CaseFacts, Level, Subject};
 use crate::connectors::model::{
     CaseStage, CourtType, DefendantStatus, FieldMask, FreshnessState, Mapped,
@@ -167,7 +168,7 @@ pub(crate) async fn for_case(
     ctx: &Context<'_>,
     case: &crate::store::CaseRecord,
     facts: &Arc<CaseFacts>,
-) -> Result<Vec<Option<Result<NationalProceedings>>>> {
+) -> Result<Vec<Option<Result<Guarded<NationalProceedings>>>>> {
     let wanted = wanted_keys(ctx, case).await?;
     if wanted.is_empty() {
         return Ok(Vec::new());
@@ -242,12 +243,12 @@ pub(crate) async fn for_case(
                 } else {
                     s
                 };
-                out.push(Some(Ok(NationalProceedings {
+                out.push(Some(Ok(Guarded(NationalProceedings {
                     served,
                     handle: Arc::clone(&handle),
                     facts: Arc::clone(facts),
                     floor,
-                })))
+                }))))
             }
             (None, Some(e)) => {
                 out.push(Some(Err(gql_error(e.kind.error_code(), e.message.clone()))))
@@ -258,9 +259,9 @@ pub(crate) async fn for_case(
     Ok(out)
 }
 
-/// The parts of national records to ask for: those the query selects AND the principal may
-/// read on this case. The decision is taken before any call, so a denied field is never
-/// requested from a system that answers field by field.
+/// The parts of national records to ask for: those the query selects AND the plan lets the
+/// principal read on this case. The decision is taken before any call, so a denied field is
+/// never requested from a system that answers field by field.
 fn requested_fields(
     ctx: &Context<'_>,
     look: &async_graphql::Lookahead<'_>,
@@ -278,21 +279,10 @@ fn requested_fields(
         ("nextHearing", FieldMask::NEXT_HEARING),
         ("sourceUpdatedAt", FieldMask::UPDATED_AT),
     ];
-    let principal = super::principal(ctx)?;
-    let access = &services(ctx).access;
     let mut mask = 0u16;
     for (field, bit) in BITS {
         if look.field(field).exists()
-            && access
-                .authorize_read(
-                    principal,
-                    "NationalProceedings",
-                    field,
-                    Subject::Case(facts),
-                    None,
-                )
-                .1
-                .granted()
+            && super::guard::may_fetch(ctx, "NationalProceedings", field, Subject::Case(facts))
         {
             mask |= bit;
         }
@@ -315,72 +305,31 @@ pub struct NationalProceedings {
     served: Arc<Served>,
     handle: Arc<ConnectorHandle>,
     facts: Arc<CaseFacts>,
-    /// The level the source's marking raises every field to.
+    /// The level the source's marking raises the record's content to.
     floor: Option<Level>,
 }
 
 #[Object]
 impl NationalProceedings {
     /// Id of the connector (host-state system) that reported them.
-    async fn source(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate_at(
-            ctx,
-            "NationalProceedings",
-            "source",
-            Subject::Case(&self.facts),
-            self.floor,
-        )?;
+    async fn source(&self) -> Result<&str> {
         Ok(&self.handle.id)
     }
     /// Name of that system.
-    async fn source_name(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate_at(
-            ctx,
-            "NationalProceedings",
-            "sourceName",
-            Subject::Case(&self.facts),
-            self.floor,
-        )?;
+    async fn source_name(&self) -> Result<&str> {
         Ok(&self.handle.name)
     }
     /// The national reference of the case file.
-    async fn national_reference(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "nationalReference",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn national_reference(&self) -> Result<Option<&str>> {
         Ok(self.served.proceedings.national_reference.as_deref())
     }
     /// The authority in charge.
-    async fn authority(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "authority",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn authority(&self) -> Result<Option<&str>> {
         Ok(self.served.proceedings.authority.as_deref())
     }
     /// Current stage, canonical. Null with `CONNECTOR_UNMAPPED_VALUE` when the national label
     /// has no mapping (see `nationalStage`).
-    async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "stage",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn stage(&self) -> Result<Option<CaseStage>> {
         self.served
             .proceedings
             .stage
@@ -389,149 +338,80 @@ impl NationalProceedings {
             .transpose()
     }
     /// Current stage, as the national system words it.
-    async fn national_stage(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "nationalStage",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn national_stage(&self) -> Result<Option<&str>> {
         Ok(self.served.proceedings.national_stage.as_deref())
     }
     /// Dated stages, oldest first.
-    async fn stage_history(&self, ctx: &Context<'_>) -> Result<Option<Vec<StageEntry>>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "stageHistory",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn stage_history(&self) -> Result<Option<Vec<Guarded<StageEntry>>>> {
         Ok(Some(
             self.served
                 .proceedings
                 .stage_history
                 .iter()
-                .map(|e| StageEntry {
-                    entry: e.clone(),
-                    connector: self.handle.id.clone(),
-                    facts: Arc::clone(&self.facts),
-                    floor: self.floor,
+                .map(|e| {
+                    Guarded(StageEntry {
+                        entry: e.clone(),
+                        connector: self.handle.id.clone(),
+                        facts: Arc::clone(&self.facts),
+                        floor: self.floor,
+                    })
                 })
                 .collect(),
         ))
     }
     /// The court seized.
-    async fn court(&self, ctx: &Context<'_>) -> Result<Option<Court>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "court",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
-        Ok(self.served.proceedings.court.clone().map(|c| Court {
-            court: c,
-            connector: self.handle.id.clone(),
-            facts: Arc::clone(&self.facts),
-            floor: self.floor,
+    async fn court(&self) -> Result<Option<Guarded<Court>>> {
+        Ok(self.served.proceedings.court.clone().map(|c| {
+            Guarded(Court {
+                court: c,
+                connector: self.handle.id.clone(),
+                facts: Arc::clone(&self.facts),
+                floor: self.floor,
+            })
         }))
     }
     /// Charges, as worded nationally.
-    async fn charges(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "charges",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn charges(&self) -> Result<Option<Vec<String>>> {
         Ok(Some(self.served.proceedings.charges.clone()))
     }
     /// Defendants.
-    async fn defendants(&self, ctx: &Context<'_>) -> Result<Option<Vec<Defendant>>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "defendants",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn defendants(&self) -> Result<Option<Vec<Guarded<Defendant>>>> {
         Ok(Some(
             self.served
                 .proceedings
                 .defendants
                 .iter()
-                .map(|d| Defendant {
-                    defendant: d.clone(),
-                    connector: self.handle.id.clone(),
-                    facts: Arc::clone(&self.facts),
-                    floor: self.floor,
+                .map(|d| {
+                    Guarded(Defendant {
+                        defendant: d.clone(),
+                        connector: self.handle.id.clone(),
+                        facts: Arc::clone(&self.facts),
+                        floor: self.floor,
+                    })
                 })
                 .collect(),
         ))
     }
     /// Next hearing.
-    async fn next_hearing(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "nextHearing",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn next_hearing(&self) -> Result<Option<Date>> {
         Ok(self.served.proceedings.next_hearing.map(Date))
     }
     /// When the national system last changed the record.
-    async fn source_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
-        if !super::allow_at(
-            ctx,
-            "NationalProceedings",
-            "sourceUpdatedAt",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn source_updated_at(&self) -> Result<Option<DateTime>> {
         Ok(self.served.proceedings.source_updated_at.map(DateTime))
     }
     /// The source marks this record SEALED: it exists, and nothing of it leaves the host-state
     /// system.
-    async fn restricted_record_exists(&self, ctx: &Context<'_>) -> Result<bool> {
-        gate(
-            ctx,
-            "NationalProceedings",
-            "restrictedRecordExists",
-            Subject::Case(&self.facts),
-        )?;
+    async fn restricted_record_exists(&self) -> Result<bool> {
         Ok(self.floor == Some(Level::Sealed))
     }
     /// How fresh this answer is.
-    async fn freshness(&self, ctx: &Context<'_>) -> Result<Freshness> {
-        gate_at(
-            ctx,
-            "NationalProceedings",
-            "freshness",
-            Subject::Case(&self.facts),
-            self.floor,
-        )?;
-        Ok(Freshness {
+    async fn freshness(&self) -> Result<Guarded<Freshness>> {
+        Ok(Guarded(Freshness {
             state: self.served.freshness,
             age_seconds: i32::try_from(self.served.age.as_secs()).unwrap_or(i32::MAX),
-        })
+            facts: Arc::clone(&self.facts),
+        }))
     }
 }
 
@@ -543,6 +423,8 @@ pub struct Freshness {
     pub state: FreshnessState,
     /// Age of the data, in seconds.
     pub age_seconds: i32,
+    #[graphql(skip)]
+    pub(crate) facts: Arc<CaseFacts>,
 }
 
 /// One dated stage.
@@ -556,40 +438,15 @@ pub struct StageEntry {
 #[Object]
 impl StageEntry {
     /// Canonical stage (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
-    async fn stage(&self, ctx: &Context<'_>) -> Result<Option<CaseStage>> {
-        if !super::allow_at(
-            ctx,
-            "StageEntry",
-            "stage",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn stage(&self) -> Result<Option<CaseStage>> {
         unmapped(&self.connector, "stage", &self.entry.stage).map(Some)
     }
     /// The national label.
-    async fn national_label(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate_at(
-            ctx,
-            "StageEntry",
-            "nationalLabel",
-            Subject::Case(&self.facts),
-            self.floor,
-        )?;
-        Ok(&self.entry.national_label)
+    async fn national_label(&self) -> Result<Option<&str>> {
+        Ok(Some(&self.entry.national_label))
     }
     /// When it was reached.
-    async fn date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow_at(
-            ctx,
-            "StageEntry",
-            "date",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn date(&self) -> Result<Option<Date>> {
         Ok(self.entry.date.map(Date))
     }
 }
@@ -605,18 +462,12 @@ pub struct Court {
 #[Object]
 impl Court {
     /// Name.
-    async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(ctx, "Court", "name", Subject::Case(&self.facts), self.floor) {
-            return Ok(None);
-        }
+    async fn name(&self) -> Result<Option<&str>> {
         Ok(self.court.name.as_deref())
     }
     /// Kind of court (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
     #[graphql(name = "type")]
-    async fn court_type(&self, ctx: &Context<'_>) -> Result<Option<CourtType>> {
-        if !super::allow_at(ctx, "Court", "type", Subject::Case(&self.facts), self.floor) {
-            return Ok(None);
-        }
+    async fn court_type(&self) -> Result<Option<CourtType>> {
         self.court
             .court_type
             .as_ref()
@@ -636,44 +487,11 @@ pub struct Defendant {
 #[Object]
 impl Defendant {
     /// Name, as the national system gives it.
-    async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        let access = &services(ctx).access;
-        let convicted = matches!(
-            self.defendant.status,
-            Some(Mapped::Known(
-                DefendantStatus::Convicted
-                    | DefendantStatus::SentenceServing
-                    | DefendantStatus::SentenceServed
-            ))
-        );
-        // A convicted defendant's name is on the public record of the verdict; other
-        // defendants' names keep the (higher) level of the field.
-        let level = match (convicted, access.policy().convicted_defendant_name()) {
-            (true, Some(l)) => l,
-            _ => access.policy().field_level("Defendant.name"),
-        };
-        if let Err(e) = super::gate_level(
-            ctx,
-            "Defendant.name",
-            level.max(self.floor.unwrap_or(Level::Public)),
-            Subject::Case(&self.facts),
-        ) {
-            ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
-            return Ok(None);
-        }
+    async fn name(&self) -> Result<Option<&str>> {
         Ok(self.defendant.name.as_deref())
     }
     /// Canonical status (null with `CONNECTOR_UNMAPPED_VALUE` when unmapped).
-    async fn status(&self, ctx: &Context<'_>) -> Result<Option<DefendantStatus>> {
-        if !super::allow_at(
-            ctx,
-            "Defendant",
-            "status",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn status(&self) -> Result<Option<DefendantStatus>> {
         self.defendant
             .status
             .as_ref()
@@ -681,55 +499,19 @@ impl Defendant {
             .transpose()
     }
     /// The national status label.
-    async fn national_status(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(
-            ctx,
-            "Defendant",
-            "nationalStatus",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn national_status(&self) -> Result<Option<&str>> {
         Ok(self.defendant.national_status.as_deref())
     }
     /// Tried in absentia.
-    async fn in_absentia(&self, ctx: &Context<'_>) -> Result<Option<bool>> {
-        if !super::allow_at(
-            ctx,
-            "Defendant",
-            "inAbsentia",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn in_absentia(&self) -> Result<Option<bool>> {
         Ok(self.defendant.in_absentia)
     }
     /// Verdict.
-    async fn verdict(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(
-            ctx,
-            "Defendant",
-            "verdict",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn verdict(&self) -> Result<Option<&str>> {
         Ok(self.defendant.verdict.as_deref())
     }
     /// Sentence.
-    async fn sentence(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow_at(
-            ctx,
-            "Defendant",
-            "sentence",
-            Subject::Case(&self.facts),
-            self.floor,
-        ) {
-            return Ok(None);
-        }
+    async fn sentence(&self) -> Result<Option<&str>> {
         Ok(self.defendant.sentence.as_deref())
     }
 }
@@ -742,8 +524,9 @@ pub struct ConnectorStatus(pub(crate) Arc<ConnectorHandle>);
 pub struct ConnectorLastError {
     /// Error code (CONNECTOR_TIMEOUT, …).
     pub code: String,
-    /// Message.
-    pub message: String,
+    /// Message. It can name internal hosts of the host-state system: for UN staff only
+    /// (the policy's level for it).
+    pub message: Option<String>,
     /// When.
     pub at: DateTime,
 }
@@ -810,27 +593,116 @@ impl ConnectorStatus {
         self.0.runtime.health().last_success.map(system_time)
     }
     /// Last error.
-    async fn last_error(&self) -> Option<ConnectorLastError> {
-        self.0
-            .runtime
-            .health()
-            .last_error
-            .map(|e| ConnectorLastError {
+    async fn last_error(&self) -> Option<Guarded<ConnectorLastError>> {
+        self.0.runtime.health().last_error.map(|e| {
+            Guarded(ConnectorLastError {
                 code: e.code.to_string(),
-                message: e.message,
+                message: Some(e.message),
                 at: system_time(e.at),
             })
+        })
     }
     /// Latency percentiles of the recent calls.
-    async fn latency(&self) -> Option<ConnectorLatency> {
-        self.0
-            .runtime
-            .health()
-            .latency_ms
-            .map(|(p50, p95, p99)| ConnectorLatency {
+    async fn latency(&self) -> Option<Guarded<ConnectorLatency>> {
+        self.0.runtime.health().latency_ms.map(|(p50, p95, p99)| {
+            Guarded(ConnectorLatency {
                 p50_ms: p50,
                 p95_ms: p95,
                 p99_ms: p99,
             })
+        })
     }
 }
+
+/// The fields of a national record that carry its content: the source's marking raises them.
+/// `source`, `sourceName`, `freshness` and `restrictedRecordExists` describe the answer, not the
+/// record, and keep their own level.
+pub(crate) const MARKED_PROCEEDINGS_FIELDS: &[&str] = &[
+    "nationalReference",
+    "authority",
+    "stage",
+    "nationalStage",
+    "stageHistory",
+    "court",
+    "charges",
+    "defendants",
+    "nextHearing",
+    "sourceUpdatedAt",
+];
+
+fn raised(level: Level, floor: Option<Level>) -> Level {
+    floor.map_or(level, |f| f.max(level))
+}
+
+impl Protected for NationalProceedings {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+
+    fn level(&self, field: &str, level: Level, _policy: &crate::access::Policy) -> Level {
+        if MARKED_PROCEEDINGS_FIELDS.contains(&field) {
+            raised(level, self.floor)
+        } else {
+            level
+        }
+    }
+}
+
+impl Protected for StageEntry {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+
+    fn level(&self, _field: &str, level: Level, _policy: &crate::access::Policy) -> Level {
+        raised(level, self.floor)
+    }
+}
+
+impl Protected for Court {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+
+    fn level(&self, _field: &str, level: Level, _policy: &crate::access::Policy) -> Level {
+        raised(level, self.floor)
+    }
+
+    fn present(&self, readable: &dyn Fn(&str) -> bool) -> bool {
+        (self.court.name.is_some() && readable("name"))
+            || (self.court.court_type.is_some() && readable("type"))
+    }
+}
+
+impl Protected for Defendant {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+
+    /// A convicted defendant's name is on the public record of the verdict: it takes the
+    /// policy's `convicted_defendant_name` level; other defendants' names keep the field's.
+    fn level(&self, field: &str, level: Level, policy: &crate::access::Policy) -> Level {
+        let convicted = matches!(
+            self.defendant.status,
+            Some(Mapped::Known(
+                DefendantStatus::Convicted
+                    | DefendantStatus::SentenceServing
+                    | DefendantStatus::SentenceServed
+            ))
+        );
+        let level = match (field, convicted, policy.convicted_defendant_name()) {
+            ("name", true, Some(l)) => l,
+            _ => level,
+        };
+        raised(level, self.floor)
+    }
+}
+
+impl Protected for Freshness {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+}
+
+impl Protected for ConnectorStatus {}
+impl Protected for ConnectorLastError {}
+impl Protected for ConnectorLatency {}

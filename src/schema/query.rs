@@ -1,12 +1,12 @@
 //! Queries.
 
+use super::guard::Guarded;
 use super::inputs::{countries, CaseFilterInput, CaseOrderInput};
 use super::types::{
     decode_cursor, encode_cursor, CapacityBuildingAssistance, Case, CaseConnection, CaseEdge,
     Mission, PageInfo, Statistics, Viewer,
 };
-use super::{gate, principal, services, store_err};
-use crate::access::Subject;
+use super::{services, store_err, viewpoint};
 use crate::domain::{AssistanceKind, AssistanceStatus, MissionKind, MissionStatus};
 use crate::error::{gql_error, ErrorCode};
 use crate::store::{
@@ -20,53 +20,6 @@ const DEFAULT_PAGE: i32 = 20;
 /// Entry points for reading.
 #[derive(Default)]
 pub struct QueryRoot;
-
-/// Refuses filters and orderings on data the principal may not read (no oracle): each used
-/// argument is checked against the policy's `arguments` table.
-fn check_arguments(
-    ctx: &Context<'_>,
-    prefix: &str,
-    input: &CaseFilterInput,
-    order: Option<crate::store::CaseOrderField>,
-) -> Result<()> {
-    let p = principal(ctx)?;
-    let access = &services(ctx).access;
-    let used = [
-        ("missions", input.missions.is_some()),
-        ("hostStates", input.host_states.is_some()),
-        ("acts", input.acts.is_some()),
-        ("victimCategories", input.victim_categories.is_some()),
-        ("victimNationalities", input.victim_nationalities.is_some()),
-        (
-            "contributingCountries",
-            input.contributing_countries.is_some(),
-        ),
-        ("from", input.from.is_some()),
-        ("to", input.to.is_some()),
-        ("missionStatus", input.mission_status.is_some()),
-    ];
-    for (name, _) in used.iter().filter(|(_, u)| *u) {
-        super::decide(
-            ctx,
-            access.authorize_argument(p, &format!("{prefix}.filter.{name}")),
-            None,
-        )?;
-    }
-    if let Some(field) = order {
-        let name = match field {
-            crate::store::CaseOrderField::IncidentDate => "INCIDENT_DATE",
-            crate::store::CaseOrderField::Reference => "REFERENCE",
-            crate::store::CaseOrderField::Mission => "MISSION",
-            crate::store::CaseOrderField::VictimCount => "VICTIM_COUNT",
-        };
-        super::decide(
-            ctx,
-            access.authorize_argument(p, &format!("{prefix}.orderBy.{name}")),
-            None,
-        )?;
-    }
-    Ok(())
-}
 
 /// Refuses mission codes the store does not hold (one query for the whole filter).
 pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Result<()> {
@@ -160,8 +113,8 @@ async fn prefetch_page(ctx: &Context<'_>, rows: &[crate::store::CaseRecord]) -> 
 #[Object(name = "Query")]
 impl QueryRoot {
     /// The caller, as the gateway sees it (subject, organisation, roles).
-    async fn viewer(&self, ctx: &Context<'_>) -> Result<Viewer> {
-        Ok(Viewer(principal(ctx)?.clone()))
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<Guarded<Viewer>> {
+        Ok(Guarded(Viewer(viewpoint(ctx).principal.clone())))
     }
 
     /// Missions (and UN entities under which cases are recorded), ordered by code.
@@ -170,29 +123,28 @@ impl QueryRoot {
         ctx: &Context<'_>,
         status: Option<MissionStatus>,
         kind: Option<MissionKind>,
-    ) -> Result<Vec<Mission>> {
-        gate(ctx, "Query", "missions", Subject::General)?;
+    ) -> Result<Vec<Guarded<Mission>>> {
         let missions = services(ctx)
             .store
             .list_missions(&MissionFilter { status, kind })
             .await
             .map_err(store_err)?;
-        Ok(missions.into_iter().map(Mission).collect())
+        Ok(missions.into_iter().map(|m| Guarded(Mission(m))).collect())
     }
 
     /// One mission by code.
-    async fn mission(&self, ctx: &Context<'_>, code: String) -> Result<Option<Mission>> {
-        gate(ctx, "Query", "mission", Subject::General)?;
+    async fn mission(&self, ctx: &Context<'_>, code: String) -> Result<Option<Guarded<Mission>>> {
         let found = services(ctx)
             .store
             .missions_by_codes(&[code])
             .await
             .map_err(store_err)?;
-        Ok(found.into_iter().next().map(Mission))
+        Ok(found.into_iter().next().map(|m| Guarded(Mission(m))))
     }
 
     /// Cases, filtered and ordered (default: most recent incident first), one page at a time:
-    /// pass the last `endCursor` as `after` to get the next page.
+    /// pass the last `endCursor` as `after` to get the next page. Only the cases you may see.
+    /// Null, with `FORBIDDEN_FIELD`, when a filter or ordering uses data you may not read.
     #[graphql(complexity = "first.unwrap_or(DEFAULT_PAGE).max(1) as usize * child_complexity")]
     async fn cases(
         &self,
@@ -203,8 +155,7 @@ impl QueryRoot {
             i32,
         >,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
-    ) -> Result<CaseConnection> {
-        gate(ctx, "Query", "cases", Subject::General)?;
+    ) -> Result<Option<Guarded<CaseConnection>>> {
         let svc = services(ctx);
         let first = first.unwrap_or(DEFAULT_PAGE);
         if first < 0 {
@@ -221,12 +172,10 @@ impl QueryRoot {
                 format!("first must be at most {max}"),
             ));
         }
-        let principal = principal(ctx)?;
         let input = filter.unwrap_or_default();
-        check_arguments(ctx, "Query.cases", &input, order_by.map(|o| o.field))?;
         let mut filter = input.parse()?;
         check_missions(ctx, &filter).await?;
-        filter.scope = svc.access.case_scope(principal);
+        filter.visibility = viewpoint(ctx).visibility.clone();
         let order: CaseOrder = order_by.map(Into::into).unwrap_or_default();
         let cursor = after
             .as_deref()
@@ -240,23 +189,25 @@ impl QueryRoot {
         let has_next_page = rows.len() > first as usize;
         rows.truncate(first as usize);
         prefetch_page(ctx, &rows).await?;
-        let edges: Vec<CaseEdge> = rows
+        let edges: Vec<Guarded<CaseEdge>> = rows
             .into_iter()
-            .map(|c| CaseEdge {
-                cursor: encode_cursor(ctx, &CaseCursor::after(&c, order)),
-                node: Case::from(c),
+            .map(|c| {
+                Guarded(CaseEdge {
+                    cursor: encode_cursor(ctx, &CaseCursor::after(&c, order)),
+                    node: Guarded(Case::from(c)),
+                })
             })
             .collect();
-        Ok(CaseConnection {
-            page_info: PageInfo {
+        Ok(Some(Guarded(CaseConnection {
+            page_info: Guarded(PageInfo {
                 has_next_page,
                 has_previous_page: cursor.is_some(),
-                start_cursor: edges.first().map(|e| e.cursor.clone()),
-                end_cursor: edges.last().map(|e| e.cursor.clone()),
-            },
+                start_cursor: edges.first().map(|e| e.0.cursor.clone()),
+                end_cursor: edges.last().map(|e| e.0.cursor.clone()),
+            }),
             edges,
             filter,
-        })
+        })))
     }
 
     /// One case, by `id` or by `reference` (give exactly one).
@@ -265,8 +216,7 @@ impl QueryRoot {
         ctx: &Context<'_>,
         id: Option<ID>,
         reference: Option<String>,
-    ) -> Result<Option<Case>> {
-        gate(ctx, "Query", "case", Subject::General)?;
+    ) -> Result<Option<Guarded<Case>>> {
         let svc = services(ctx);
         let found = match (id, reference) {
             (Some(id), None) => svc
@@ -289,17 +239,16 @@ impl QueryRoot {
             }
         };
         // A case the principal may not see answers exactly like a case that does not exist.
-        let principal = principal(ctx)?;
         Ok(found
             .map(Case::from)
-            .filter(|c| svc.access.case_visible(principal, &c.facts)))
+            .filter(|c| viewpoint(ctx).sees(&c.facts))
+            .map(Guarded))
     }
 
     /// Federation: resolves `Case` entities by id for an Apollo supergraph. A case the
     /// principal may not see resolves to null, exactly like one that does not exist.
     #[graphql(entity)]
-    async fn find_case_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Case>> {
-        gate(ctx, "Query", "case", Subject::General)?;
+    async fn find_case_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Guarded<Case>>> {
         let svc = services(ctx);
         let found = svc
             .store
@@ -308,10 +257,10 @@ impl QueryRoot {
             .map_err(store_err)?
             .into_iter()
             .next();
-        let principal = principal(ctx)?;
         Ok(found
             .map(Case::from)
-            .filter(|c| svc.access.case_visible(principal, &c.facts)))
+            .filter(|c| viewpoint(ctx).sees(&c.facts))
+            .map(Guarded))
     }
 
     /// Capacity-building assistance offered by the UN to host states (res. 2589 §5).
@@ -321,8 +270,7 @@ impl QueryRoot {
         host_states: Option<Vec<String>>,
         kinds: Option<Vec<AssistanceKind>>,
         status: Option<AssistanceStatus>,
-    ) -> Result<Vec<CapacityBuildingAssistance>> {
-        gate(ctx, "Query", "capacityBuildingAssistance", Subject::General)?;
+    ) -> Result<Vec<Guarded<CapacityBuildingAssistance>>> {
         let filter = AssistanceFilter {
             host_states: countries("hostStates", &host_states.unwrap_or_default())?,
             kinds: kinds.unwrap_or_default(),
@@ -333,21 +281,23 @@ impl QueryRoot {
             .list_assistance(&filter)
             .await
             .map_err(store_err)?;
-        Ok(rows.into_iter().map(CapacityBuildingAssistance).collect())
+        Ok(rows
+            .into_iter()
+            .map(|a| Guarded(CapacityBuildingAssistance(a)))
+            .collect())
     }
 
     /// Host-state connectors and how they are doing (state, last success, last error, latency).
     async fn connectors(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Vec<super::proceedings::ConnectorStatus>> {
-        gate(ctx, "Query", "connectors", Subject::General)?;
+    ) -> Result<Vec<Guarded<super::proceedings::ConnectorStatus>>> {
         Ok(services(ctx)
             .connectors
             .all()
             .iter()
             .cloned()
-            .map(super::proceedings::ConnectorStatus)
+            .map(|c| Guarded(super::proceedings::ConnectorStatus(c)))
             .collect())
     }
 
@@ -364,25 +314,32 @@ impl QueryRoot {
             i32,
         >,
         #[graphql(desc = "Cursor after which the page starts.")] after: Option<String>,
-    ) -> Result<super::audit::AuditEntryConnection> {
-        super::audit::audit_log(ctx, filter, first, after).await
+    ) -> Result<Option<Guarded<super::audit::AuditEntryConnection>>> {
+        super::audit::audit_log(ctx, filter, first, after)
+            .await
+            .map(|c| Some(Guarded(c)))
     }
 
-    /// Counts of cases and victims grouped by mission, host state, year or act.
+    /// Counts of cases and victims grouped by mission, host state, year or act, over every
+    /// case; small cells are withheld from principals not concerned with every case. Null,
+    /// with `FORBIDDEN_FIELD`, when a filter uses data you may not read everywhere.
     async fn statistics(
         &self,
         ctx: &Context<'_>,
         by: StatisticsDimension,
         filter: Option<CaseFilterInput>,
-    ) -> Result<Statistics> {
-        gate(ctx, "Query", "statistics", Subject::General)?;
+    ) -> Result<Option<Guarded<Statistics>>> {
         let input = filter.unwrap_or_default();
-        check_arguments(ctx, "Query.statistics", &input, None)?;
-        let filter = input.parse()?;
+        let mut filter = input.parse()?;
         check_missions(ctx, &filter).await?;
+        // Aggregates count every case; what a principal not concerned with every case may
+        // see of them is decided by suppression, not by scoping.
+        filter.visibility = crate::access::Visibility::All;
         let svc = services(ctx);
         let rows = svc.store.statistics(by, &filter).await.map_err(store_err)?;
-        let suppress = svc.access.suppress_small_cells(principal(ctx)?);
-        Ok(Statistics::new(by, rows, filter, suppress))
+        let suppress = viewpoint(ctx).small_cell_threshold();
+        Ok(Some(Guarded(Statistics::new(by, rows, filter, suppress))))
     }
 }
+
+impl super::guard::Protected for QueryRoot {}

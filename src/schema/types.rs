@@ -1,12 +1,15 @@
-//! Output types. Every field of case data asks the access gate before it answers; sensitive
-//! fields are nullable so that a refusal can resolve to `null` with an error at its path.
+//! Output types. None of them decides access: each is served [`Guarded`], and says what its
+//! records are ([`Protected`]); the enforcement point (`guard.rs`) applies the plan to every
+//! field. Fields that can be denied are nullable (checked at start), so that a refusal resolves
+//! to `null` with an error at its path.
 
+use super::guard::{Guarded, Protected};
 use super::loaders::{
     fetch, AssistanceOf, CaseKey, FollowUpsOf, MissionKey, Prefetched, ReferencesOf, StoreLoader,
     VictimsOf,
 };
 use super::scalars::{Date, DateTime};
-use super::{gate, load_err, services};
+use super::{load_err, services};
 use crate::access::{CaseFacts, Role, Subject};
 use crate::domain::{
     Act, AssistanceKind, AssistanceStatus, FollowUpKind, Gender, Harm, MissionKind, MissionStatus,
@@ -52,43 +55,32 @@ pub struct FocalPoint {
 #[Object]
 impl Mission {
     /// Code, e.g. `MINUSMA`.
-    async fn code(&self, ctx: &Context<'_>) -> Result<String> {
-        gate(ctx, "Mission", "code", Subject::General)?;
+    async fn code(&self) -> Result<String> {
         Ok(self.0.code.to_string())
     }
     /// Full name.
-    async fn name(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Mission", "name", Subject::General)?;
+    async fn name(&self) -> Result<&str> {
         Ok(&self.0.name)
     }
     /// Kind of presence.
-    async fn kind(&self, ctx: &Context<'_>) -> Result<MissionKind> {
-        gate(ctx, "Mission", "kind", Subject::General)?;
+    async fn kind(&self) -> Result<MissionKind> {
         Ok(self.0.kind)
     }
     /// Active or closed. Cases of closed missions remain in the record (res. 2589 §4).
-    async fn status(&self, ctx: &Context<'_>) -> Result<MissionStatus> {
-        gate(ctx, "Mission", "status", Subject::General)?;
+    async fn status(&self) -> Result<MissionStatus> {
         Ok(self.0.status)
     }
     /// Start date, when known.
-    async fn start_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(ctx, "Mission", "startDate", Subject::General) {
-            return Ok(None);
-        }
+    async fn start_date(&self) -> Result<Option<Date>> {
         Ok(self.0.start_date.map(Date))
     }
     /// End date, when closed and known.
-    async fn end_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(ctx, "Mission", "endDate", Subject::General) {
-            return Ok(None);
-        }
+    async fn end_date(&self) -> Result<Option<Date>> {
         Ok(self.0.end_date.map(Date))
     }
     /// Territories where the mission operated (ISO 3166-1 alpha-3), main one first. This
     /// models territory, not sovereignty.
-    async fn host_territories(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        gate(ctx, "Mission", "hostTerritories", Subject::General)?;
+    async fn host_territories(&self) -> Result<Vec<String>> {
         Ok(self
             .0
             .host_territories
@@ -97,27 +89,27 @@ impl Mission {
             .collect())
     }
     /// Headquarters location.
-    async fn location(&self, ctx: &Context<'_>) -> Result<Option<MissionLocation>> {
-        if !super::allow(ctx, "Mission", "location", Subject::General) {
-            return Ok(None);
-        }
+    async fn location(&self) -> Result<Option<Guarded<MissionLocation>>> {
         let m = &self.0;
         Ok(
-            (m.location_name.is_some() || m.latitude.is_some()).then(|| MissionLocation {
-                name: m.location_name.clone(),
-                latitude: m.latitude,
-                longitude: m.longitude,
+            (m.location_name.is_some() || m.latitude.is_some()).then(|| {
+                MissionLocation {
+                    name: m.location_name.clone(),
+                    latitude: m.latitude,
+                    longitude: m.longitude,
+                }
+                .into()
             }),
         )
     }
     /// Focal point, when designated.
-    async fn focal_point(&self, ctx: &Context<'_>) -> Result<Option<FocalPoint>> {
-        if !super::allow(ctx, "Mission", "focalPoint", Subject::General) {
-            return Ok(None);
-        }
-        Ok(self.0.focal_point.as_ref().map(|f| FocalPoint {
-            name: f.name.clone(),
-            email: f.email.clone(),
+    async fn focal_point(&self) -> Result<Option<Guarded<FocalPoint>>> {
+        Ok(self.0.focal_point.as_ref().map(|f| {
+            FocalPoint {
+                name: f.name.clone(),
+                email: f.email.clone(),
+            }
+            .into()
         }))
     }
 }
@@ -146,33 +138,22 @@ pub struct CaseLocation {
 #[Object]
 impl CaseLocation {
     /// First-level administrative region.
-    async fn region(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "CaseLocation", "region", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn region(&self) -> Result<Option<&str>> {
         Ok(self.region.as_deref())
     }
     /// Town or village.
-    async fn locality(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "CaseLocation", "locality", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn locality(&self) -> Result<Option<&str>> {
         Ok(self.locality.as_deref())
     }
     /// Exact position, when recorded (restricted).
-    async fn coordinates(&self, ctx: &Context<'_>) -> Result<Option<Coordinates>> {
-        if !super::allow(
-            ctx,
-            "CaseLocation",
-            "coordinates",
-            Subject::Case(&self.facts),
-        ) {
-            return Ok(None);
-        }
-        Ok(self.coordinates.map(|(latitude, longitude)| Coordinates {
-            latitude,
-            longitude,
-            facts: Arc::clone(&self.facts),
+    async fn coordinates(&self) -> Result<Option<Guarded<Coordinates>>> {
+        Ok(self.coordinates.map(|(latitude, longitude)| {
+            Coordinates {
+                latitude,
+                longitude,
+                facts: Arc::clone(&self.facts),
+            }
+            .into()
         }))
     }
 }
@@ -187,13 +168,11 @@ pub struct Coordinates {
 #[Object]
 impl Coordinates {
     /// Latitude.
-    async fn latitude(&self, ctx: &Context<'_>) -> Result<f64> {
-        gate(ctx, "Coordinates", "latitude", Subject::Case(&self.facts))?;
+    async fn latitude(&self) -> Result<f64> {
         Ok(self.latitude)
     }
     /// Longitude.
-    async fn longitude(&self, ctx: &Context<'_>) -> Result<f64> {
-        gate(ctx, "Coordinates", "longitude", Subject::Case(&self.facts))?;
+    async fn longitude(&self) -> Result<f64> {
         Ok(self.longitude)
     }
 }
@@ -209,20 +188,15 @@ pub(crate) fn loader<'a>(ctx: &'a Context<'_>) -> &'a DataLoader<StoreLoader> {
 #[Object]
 impl Case {
     /// Opaque id.
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "Case", "id", Subject::Case(&self.facts))?;
+    async fn id(&self) -> Result<ID> {
         Ok(ID(self.record.id.clone()))
     }
     /// Human-readable reference, e.g. `MINUSMA-20210113`.
-    async fn reference(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Case", "reference", Subject::Case(&self.facts))?;
+    async fn reference(&self) -> Result<&str> {
         Ok(&self.record.reference)
     }
     /// The mission (or UN entity) the victims served with.
-    async fn mission(&self, ctx: &Context<'_>) -> Result<Option<Mission>> {
-        if !super::allow(ctx, "Case", "mission", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn mission(&self, ctx: &Context<'_>) -> Result<Option<Guarded<Mission>>> {
         let m = fetch(
             loader(ctx),
             &prefetched(ctx).missions,
@@ -230,37 +204,26 @@ impl Case {
         )
         .await
         .map_err(load_err)?;
-        Ok(m.map(Mission))
+        Ok(m.map(|m| Mission(m).into()))
     }
     /// Host state where the incident took place (ISO alpha-3), when known.
-    async fn host_state(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Case", "hostState", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn host_state(&self) -> Result<Option<&str>> {
         Ok(self.record.host_state.as_deref())
     }
     /// Date of the incident.
-    async fn incident_date(&self, ctx: &Context<'_>) -> Result<Date> {
-        gate(ctx, "Case", "incidentDate", Subject::Case(&self.facts))?;
+    async fn incident_date(&self) -> Result<Date> {
         Ok(Date(self.record.incident_date))
     }
     /// Date the UN recorded it, when known.
-    async fn reported_date(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(ctx, "Case", "reportedDate", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn reported_date(&self) -> Result<Option<Date>> {
         Ok(self.record.reported_date.map(Date))
     }
     /// Acts committed.
-    async fn acts(&self, ctx: &Context<'_>) -> Result<Vec<Act>> {
-        gate(ctx, "Case", "acts", Subject::Case(&self.facts))?;
+    async fn acts(&self) -> Result<Vec<Act>> {
         Ok(self.record.acts.clone())
     }
     /// Where it happened.
-    async fn location(&self, ctx: &Context<'_>) -> Result<Option<CaseLocation>> {
-        if !super::allow(ctx, "Case", "location", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn location(&self) -> Result<Option<Guarded<CaseLocation>>> {
         let c = &self.record;
         let coordinates = c.latitude.zip(c.longitude);
         Ok(
@@ -271,33 +234,24 @@ impl Case {
                     coordinates,
                     facts: Arc::clone(&self.facts),
                 }
+                .into()
             }),
         )
     }
     /// Narrative summary.
-    async fn summary(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Case", "summary", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn summary(&self) -> Result<Option<&str>> {
         Ok(self.record.summary.as_deref())
     }
     /// Alleged perpetrator groups.
-    async fn perpetrator_groups(&self, ctx: &Context<'_>) -> Result<Option<Vec<String>>> {
-        if !super::allow(ctx, "Case", "perpetratorGroups", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn perpetrator_groups(&self) -> Result<Option<Vec<String>>> {
         Ok(Some(self.record.perpetrator_groups.clone()))
     }
     /// Number of victims recorded.
-    async fn victim_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(ctx, "Case", "victimCount", Subject::Case(&self.facts))?;
+    async fn victim_count(&self) -> Result<i32> {
         Ok(int(self.record.victim_count))
     }
     /// Victims.
-    async fn victims(&self, ctx: &Context<'_>) -> Result<Option<Vec<Victim>>> {
-        if !super::allow(ctx, "Case", "victims", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn victims(&self, ctx: &Context<'_>) -> Result<Option<Vec<Guarded<Victim>>>> {
         let v = fetch(
             loader(ctx),
             &prefetched(ctx).victims,
@@ -308,18 +262,21 @@ impl Case {
         Ok(Some(
             v.unwrap_or_default()
                 .into_iter()
-                .map(|v| Victim {
-                    record: v,
-                    facts: Arc::clone(&self.facts),
+                .map(|v| {
+                    Victim {
+                        record: v,
+                        facts: Arc::clone(&self.facts),
+                    }
+                    .into()
                 })
                 .collect(),
         ))
     }
     /// Measures the UN took to follow up (res. 2589 §4(b)).
-    async fn follow_up_actions(&self, ctx: &Context<'_>) -> Result<Option<Vec<FollowUpAction>>> {
-        if !super::allow(ctx, "Case", "followUpActions", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn follow_up_actions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<Vec<Guarded<FollowUpAction>>>> {
         let v = fetch(
             loader(ctx),
             &prefetched(ctx).follow_ups,
@@ -330,9 +287,12 @@ impl Case {
         Ok(Some(
             v.unwrap_or_default()
                 .into_iter()
-                .map(|r| FollowUpAction {
-                    record: r,
-                    facts: Arc::clone(&self.facts),
+                .map(|r| {
+                    FollowUpAction {
+                        record: r,
+                        facts: Arc::clone(&self.facts),
+                    }
+                    .into()
                 })
                 .collect(),
         ))
@@ -341,15 +301,7 @@ impl Case {
     async fn national_references(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Option<Vec<NationalReference>>> {
-        if !super::allow(
-            ctx,
-            "Case",
-            "nationalReferences",
-            Subject::Case(&self.facts),
-        ) {
-            return Ok(None);
-        }
+    ) -> Result<Option<Vec<Guarded<NationalReference>>>> {
         let v = fetch(
             loader(ctx),
             &prefetched(ctx).references,
@@ -360,9 +312,12 @@ impl Case {
         Ok(Some(
             v.unwrap_or_default()
                 .into_iter()
-                .map(|r| NationalReference {
-                    record: r,
-                    facts: Arc::clone(&self.facts),
+                .map(|r| {
+                    NationalReference {
+                        record: r,
+                        facts: Arc::clone(&self.facts),
+                    }
+                    .into()
                 })
                 .collect(),
         ))
@@ -373,26 +328,17 @@ impl Case {
     async fn national_proceedings(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Vec<Option<Result<super::proceedings::NationalProceedings>>>> {
-        gate(
-            ctx,
-            "Case",
-            "nationalProceedings",
-            Subject::Case(&self.facts),
-        )?;
+    ) -> Result<Vec<Option<Result<Guarded<super::proceedings::NationalProceedings>>>>> {
         super::proceedings::for_case(ctx, &self.record, &self.facts).await
     }
     /// Information Member States submitted on this case (res. 2589 §6): accepted submissions,
     /// and your own organisation's; UN case officers see all, to review them.
-    async fn submissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<Submission>>> {
-        if !super::allow(ctx, "Case", "submissions", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn submissions(&self, ctx: &Context<'_>) -> Result<Option<Vec<Guarded<Submission>>>> {
         let rows = loader(ctx)
             .load_one(super::loaders::SubmissionsOf(self.record.id.clone()))
             .await
             .map_err(load_err)?;
-        let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
+        let (principal, access) = (&super::viewpoint(ctx).principal, &services(ctx).access);
         Ok(Some(
             rows.unwrap_or_default()
                 .into_iter()
@@ -403,9 +349,12 @@ impl Case {
                         r.status == crate::store::SubmissionStatus::Accepted,
                     )
                 })
-                .map(|r| Submission {
-                    record: r,
-                    facts: Arc::clone(&self.facts),
+                .map(|r| {
+                    Submission {
+                        record: r,
+                        facts: Arc::clone(&self.facts),
+                    }
+                    .into()
                 })
                 .collect(),
         ))
@@ -414,15 +363,7 @@ impl Case {
     async fn capacity_building_assistance(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Option<Vec<CapacityBuildingAssistance>>> {
-        if !super::allow(
-            ctx,
-            "Case",
-            "capacityBuildingAssistance",
-            Subject::Case(&self.facts),
-        ) {
-            return Ok(None);
-        }
+    ) -> Result<Option<Vec<Guarded<CapacityBuildingAssistance>>>> {
         let v = fetch(
             loader(ctx),
             &prefetched(ctx).assistance,
@@ -433,28 +374,24 @@ impl Case {
         Ok(Some(
             v.unwrap_or_default()
                 .into_iter()
-                .map(CapacityBuildingAssistance)
+                .map(|a| CapacityBuildingAssistance(a).into())
                 .collect(),
         ))
     }
     /// Version for optimistic concurrency: pass it as `expectedVersion` when changing the case.
-    async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(ctx, "Case", "version", Subject::Case(&self.facts))?;
+    async fn version(&self) -> Result<i32> {
         Ok(int(self.record.version))
     }
     /// Where the record came from: `DPPADPOSS-FATALITIES` (UN Peace and Security Data Hub) or `reported`.
-    async fn source(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Case", "source", Subject::Case(&self.facts))?;
+    async fn source(&self) -> Result<&str> {
         Ok(&self.record.source)
     }
     /// When the record was created.
-    async fn created_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "Case", "createdAt", Subject::Case(&self.facts))?;
+    async fn created_at(&self) -> Result<DateTime> {
         Ok(DateTime(self.record.created_at))
     }
     /// When the record last changed.
-    async fn updated_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "Case", "updatedAt", Subject::Case(&self.facts))?;
+    async fn updated_at(&self) -> Result<DateTime> {
         Ok(DateTime(self.record.updated_at))
     }
 }
@@ -465,66 +402,38 @@ pub struct Victim {
     pub(crate) facts: Arc<CaseFacts>,
 }
 
-impl Victim {
-    fn subject(&self) -> Subject<'_> {
-        Subject::Victim(
-            &self.facts,
-            self.record.nationality.as_deref(),
-            self.record.contributing_country.as_deref(),
-        )
-    }
-}
-
 #[Object]
 impl Victim {
     /// Opaque id.
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "Victim", "id", self.subject())?;
+    async fn id(&self) -> Result<ID> {
         Ok(ID(self.record.id.clone()))
     }
     /// Personnel category.
-    async fn category(&self, ctx: &Context<'_>) -> Result<PersonnelCategory> {
-        gate(ctx, "Victim", "category", self.subject())?;
+    async fn category(&self) -> Result<PersonnelCategory> {
         Ok(self.record.category)
     }
     /// Troop- or police-contributing country (uniformed personnel).
-    async fn contributing_country(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Victim", "contributingCountry", self.subject()) {
-            return Ok(None);
-        }
+    async fn contributing_country(&self) -> Result<Option<&str>> {
         Ok(self.record.contributing_country.as_deref())
     }
     /// Nationality, when known.
-    async fn nationality(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Victim", "nationality", self.subject()) {
-            return Ok(None);
-        }
+    async fn nationality(&self) -> Result<Option<&str>> {
         Ok(self.record.nationality.as_deref())
     }
     /// Harm suffered.
-    async fn harm(&self, ctx: &Context<'_>) -> Result<Harm> {
-        gate(ctx, "Victim", "harm", self.subject())?;
+    async fn harm(&self) -> Result<Harm> {
         Ok(self.record.harm)
     }
     /// Gender, when recorded.
-    async fn gender(&self, ctx: &Context<'_>) -> Result<Option<Gender>> {
-        if !super::allow(ctx, "Victim", "gender", self.subject()) {
-            return Ok(None);
-        }
+    async fn gender(&self) -> Result<Option<Gender>> {
         Ok(self.record.gender)
     }
     /// Name (sensitive).
-    async fn name(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Victim", "name", self.subject()) {
-            return Ok(None);
-        }
+    async fn name(&self) -> Result<Option<&str>> {
         Ok(self.record.name.as_deref())
     }
     /// Service number (sensitive).
-    async fn service_number(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Victim", "serviceNumber", self.subject()) {
-            return Ok(None);
-        }
+    async fn service_number(&self) -> Result<Option<&str>> {
         Ok(self.record.service_number.as_deref())
     }
 }
@@ -538,38 +447,23 @@ pub struct FollowUpAction {
 #[Object]
 impl FollowUpAction {
     /// Opaque id.
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "FollowUpAction", "id", Subject::Case(&self.facts))?;
+    async fn id(&self) -> Result<ID> {
         Ok(ID(self.record.id.clone()))
     }
     /// Kind of measure.
-    async fn kind(&self, ctx: &Context<'_>) -> Result<FollowUpKind> {
-        gate(ctx, "FollowUpAction", "kind", Subject::Case(&self.facts))?;
+    async fn kind(&self) -> Result<FollowUpKind> {
         Ok(self.record.kind)
     }
     /// What was done.
-    async fn description(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "FollowUpAction",
-            "description",
-            Subject::Case(&self.facts),
-        )?;
+    async fn description(&self) -> Result<&str> {
         Ok(&self.record.description)
     }
     /// When it was done.
-    async fn taken_on(&self, ctx: &Context<'_>) -> Result<Date> {
-        gate(ctx, "FollowUpAction", "takenOn", Subject::Case(&self.facts))?;
+    async fn taken_on(&self) -> Result<Date> {
         Ok(Date(self.record.taken_on))
     }
     /// When it was recorded.
-    async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(
-            ctx,
-            "FollowUpAction",
-            "recordedAt",
-            Subject::Case(&self.facts),
-        )?;
+    async fn recorded_at(&self) -> Result<DateTime> {
         Ok(DateTime(self.record.recorded_at))
     }
 }
@@ -583,48 +477,23 @@ pub struct NationalReference {
 #[Object]
 impl NationalReference {
     /// Opaque id.
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "NationalReference", "id", Subject::Case(&self.facts))?;
+    async fn id(&self) -> Result<ID> {
         Ok(ID(self.record.id.clone()))
     }
     /// State whose authority holds the file (ISO alpha-3).
-    async fn state(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "NationalReference",
-            "state",
-            Subject::Case(&self.facts),
-        )?;
+    async fn state(&self) -> Result<&str> {
         Ok(&self.record.state)
     }
     /// Authority holding the file.
-    async fn authority(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "NationalReference",
-            "authority",
-            Subject::Case(&self.facts),
-        )?;
+    async fn authority(&self) -> Result<&str> {
         Ok(&self.record.authority)
     }
     /// The national reference.
-    async fn reference(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "NationalReference",
-            "reference",
-            Subject::Case(&self.facts),
-        )?;
+    async fn reference(&self) -> Result<&str> {
         Ok(&self.record.reference)
     }
     /// When it was recorded.
-    async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(
-            ctx,
-            "NationalReference",
-            "recordedAt",
-            Subject::Case(&self.facts),
-        )?;
+    async fn recorded_at(&self) -> Result<DateTime> {
         Ok(DateTime(self.record.recorded_at))
     }
 }
@@ -635,133 +504,60 @@ pub struct CapacityBuildingAssistance(pub AssistanceRecord);
 #[Object]
 impl CapacityBuildingAssistance {
     /// Opaque id.
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "id",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn id(&self) -> Result<ID> {
         Ok(ID(self.0.id.clone()))
     }
     /// Host state assisted (ISO alpha-3).
-    async fn host_state(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "hostState",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn host_state(&self) -> Result<&str> {
         Ok(&self.0.host_state)
     }
     /// Kind of assistance.
-    async fn kind(&self, ctx: &Context<'_>) -> Result<AssistanceKind> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "kind",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn kind(&self) -> Result<AssistanceKind> {
         Ok(self.0.kind)
     }
     /// UN provider.
-    async fn provider(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "provider",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn provider(&self) -> Result<&str> {
         Ok(&self.0.provider)
     }
     /// Where the offer stands.
-    async fn status(&self, ctx: &Context<'_>) -> Result<AssistanceStatus> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "status",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn status(&self) -> Result<AssistanceStatus> {
         Ok(self.0.status)
     }
     /// Start of the period.
-    async fn period_start(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(
-            ctx,
-            "CapacityBuildingAssistance",
-            "periodStart",
-            Subject::HostState(&self.0.host_state),
-        ) {
-            return Ok(None);
-        }
+    async fn period_start(&self) -> Result<Option<Date>> {
         Ok(self.0.period_start.map(Date))
     }
     /// End of the period.
-    async fn period_end(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
-        if !super::allow(
-            ctx,
-            "CapacityBuildingAssistance",
-            "periodEnd",
-            Subject::HostState(&self.0.host_state),
-        ) {
-            return Ok(None);
-        }
+    async fn period_end(&self) -> Result<Option<Date>> {
         Ok(self.0.period_end.map(Date))
     }
     /// Description.
-    async fn description(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(
-            ctx,
-            "CapacityBuildingAssistance",
-            "description",
-            Subject::HostState(&self.0.host_state),
-        ) {
-            return Ok(None);
-        }
+    async fn description(&self) -> Result<Option<&str>> {
         Ok(self.0.description.as_deref())
     }
     /// Cases it relates to.
-    async fn cases(&self, ctx: &Context<'_>) -> Result<Option<Vec<Case>>> {
-        if !super::allow(
-            ctx,
-            "CapacityBuildingAssistance",
-            "cases",
-            Subject::HostState(&self.0.host_state),
-        ) {
-            return Ok(None);
-        }
+    async fn cases(&self, ctx: &Context<'_>) -> Result<Option<Vec<Guarded<Case>>>> {
         let keys: Vec<CaseKey> = self.0.case_ids.iter().cloned().map(CaseKey).collect();
         let found = loader(ctx)
             .load_many(keys.clone())
             .await
             .map_err(load_err)?;
-        let (principal, access) = (super::principal(ctx)?, &services(ctx).access);
+        let viewpoint = super::viewpoint(ctx);
         Ok(Some(
             keys.iter()
                 .filter_map(|k| found.get(k).cloned())
                 .map(Case::from)
-                .filter(|c| access.case_visible(principal, &c.facts))
+                .filter(|c| viewpoint.sees(&c.facts))
+                .map(Guarded)
                 .collect(),
         ))
     }
     /// Version.
-    async fn version(&self, ctx: &Context<'_>) -> Result<i32> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "version",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn version(&self) -> Result<i32> {
         Ok(int(self.0.version))
     }
     /// When it was recorded.
-    async fn recorded_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(
-            ctx,
-            "CapacityBuildingAssistance",
-            "recordedAt",
-            Subject::HostState(&self.0.host_state),
-        )?;
+    async fn recorded_at(&self) -> Result<DateTime> {
         Ok(DateTime(self.0.recorded_at))
     }
 }
@@ -849,9 +645,9 @@ pub(crate) fn decode_cursor(
 #[graphql(complex)]
 pub struct CaseConnection {
     /// The cases with their cursors.
-    pub edges: Vec<CaseEdge>,
+    pub edges: Vec<Guarded<CaseEdge>>,
     /// Pagination state.
-    pub page_info: PageInfo,
+    pub page_info: Guarded<PageInfo>,
     #[graphql(skip)]
     pub(crate) filter: CaseFilter,
 }
@@ -859,12 +655,15 @@ pub struct CaseConnection {
 #[ComplexObject]
 impl CaseConnection {
     /// The cases of this page, without cursors.
-    async fn nodes(&self) -> Vec<Case> {
+    async fn nodes(&self) -> Vec<Guarded<Case>> {
         self.edges
             .iter()
-            .map(|e| Case {
-                record: e.node.record.clone(),
-                facts: Arc::clone(&e.node.facts),
+            .map(|e| {
+                Case {
+                    record: e.0.node.0.record.clone(),
+                    facts: Arc::clone(&e.0.node.0.facts),
+                }
+                .into()
             })
             .collect()
     }
@@ -886,7 +685,7 @@ pub struct CaseEdge {
     /// Pass as `after` to get the cases following this one.
     pub cursor: String,
     /// The case.
-    pub node: Case,
+    pub node: Guarded<Case>,
 }
 
 /// Pagination state (forward pagination with `first` and `after`).
@@ -1005,8 +804,8 @@ impl Statistics {
         self.by
     }
     /// The groups, ordered by key.
-    async fn groups(&self) -> Vec<StatisticsGroup> {
-        self.groups.clone()
+    async fn groups(&self) -> Vec<Guarded<StatisticsGroup>> {
+        self.groups.iter().cloned().map(Guarded).collect()
     }
     /// Cases matching the filter (a case with several acts counts once here); null when
     /// withheld from a principal who is not concerned.
@@ -1062,47 +861,100 @@ pub struct Submission {
 #[Object]
 impl Submission {
     /// Opaque id.
-    async fn id(&self, ctx: &Context<'_>) -> Result<ID> {
-        gate(ctx, "Submission", "id", Subject::Case(&self.facts))?;
+    async fn id(&self) -> Result<ID> {
         Ok(ID(self.record.id.clone()))
     }
     /// Submitting organisation (ISO alpha-3).
-    async fn organisation(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(
-            ctx,
-            "Submission",
-            "organisation",
-            Subject::Case(&self.facts),
-        )?;
+    async fn organisation(&self) -> Result<&str> {
         Ok(&self.record.organisation)
     }
     /// What was submitted.
-    async fn content(&self, ctx: &Context<'_>) -> Result<&str> {
-        gate(ctx, "Submission", "content", Subject::Case(&self.facts))?;
+    async fn content(&self) -> Result<&str> {
         Ok(&self.record.content)
     }
     /// PENDING review, ACCEPTED into the record, or REJECTED.
-    async fn status(&self, ctx: &Context<'_>) -> Result<crate::store::SubmissionStatus> {
-        gate(ctx, "Submission", "status", Subject::Case(&self.facts))?;
+    async fn status(&self) -> Result<crate::store::SubmissionStatus> {
         Ok(self.record.status)
     }
     /// When it was submitted.
-    async fn submitted_at(&self, ctx: &Context<'_>) -> Result<DateTime> {
-        gate(ctx, "Submission", "submittedAt", Subject::Case(&self.facts))?;
+    async fn submitted_at(&self) -> Result<DateTime> {
         Ok(DateTime(self.record.submitted_at))
     }
     /// When it was reviewed.
-    async fn reviewed_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime>> {
-        if !super::allow(ctx, "Submission", "reviewedAt", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn reviewed_at(&self) -> Result<Option<DateTime>> {
         Ok(self.record.reviewed_at.map(DateTime))
     }
     /// The reviewer's note.
-    async fn review_note(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        if !super::allow(ctx, "Submission", "reviewNote", Subject::Case(&self.facts)) {
-            return Ok(None);
-        }
+    async fn review_note(&self) -> Result<Option<&str>> {
         Ok(self.record.review_note.as_deref())
+    }
+}
+
+impl Protected for Mission {}
+impl Protected for MissionLocation {}
+impl Protected for FocalPoint {}
+impl Protected for CaseConnection {}
+impl Protected for CaseEdge {}
+impl Protected for PageInfo {}
+impl Protected for Statistics {}
+impl Protected for StatisticsGroup {}
+impl Protected for Viewer {}
+impl Protected for CapacityBuildingAssistance {
+    fn subject(&self) -> Subject<'_> {
+        Subject::HostState(&self.0.host_state)
+    }
+}
+
+impl Protected for Case {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+}
+
+impl Protected for CaseLocation {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+
+    /// A location is there only if one of its parts the principal may read is recorded: a
+    /// location holding nothing but withheld coordinates is as absent as no location at all.
+    fn present(&self, readable: &dyn Fn(&str) -> bool) -> bool {
+        (self.region.is_some() && readable("region"))
+            || (self.locality.is_some() && readable("locality"))
+            || (self.coordinates.is_some() && readable("coordinates"))
+    }
+}
+
+impl Protected for Coordinates {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+}
+
+impl Protected for Victim {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Victim(
+            &self.facts,
+            self.record.nationality.as_deref(),
+            self.record.contributing_country.as_deref(),
+        )
+    }
+}
+
+impl Protected for FollowUpAction {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+}
+
+impl Protected for NationalReference {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
+    }
+}
+
+impl Protected for Submission {
+    fn subject(&self) -> Subject<'_> {
+        Subject::Case(&self.facts)
     }
 }

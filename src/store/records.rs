@@ -205,18 +205,20 @@ pub struct CaseFilter {
     pub to: Option<NaiveDate>,
     /// Only cases of missions in this status.
     pub mission_status: Option<MissionStatus>,
-    /// Only cases this scope may see (set by the access gate, never by clients).
-    pub scope: Option<CaseScope>,
+    /// Only the cases the caller may see: set from the access policy, never by clients. The
+    /// default sees nothing, so a filter nobody scoped leaks nothing; [`CaseFilter::all`] is
+    /// for the UN-wide and internal uses that mean every case.
+    pub visibility: crate::access::Visibility,
 }
 
-/// The cases a principal is related to: those whose host state, victims' nationality or
-/// victims' contributing country is one of `states`, or whose mission is one of `missions`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CaseScope {
-    /// Member States (alpha-3).
-    pub states: Vec<String>,
-    /// Mission codes (focal points).
-    pub missions: Vec<String>,
+impl CaseFilter {
+    /// No narrowing at all: every case.
+    pub fn all() -> Self {
+        Self {
+            visibility: crate::access::Visibility::All,
+            ..Self::default()
+        }
+    }
 }
 
 /// Field a case list is ordered by.

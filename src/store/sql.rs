@@ -756,30 +756,50 @@ fn push_case_filter(sql: &mut Sql, f: &CaseFilter) {
     if let Some(to) = f.to {
         sql.push(" AND c.incident_date <= ").bind(to);
     }
-    if let Some(scope) = &f.scope {
-        // A scope with nothing in it matches nothing.
-        sql.push(" AND (1 = 0");
-        if !scope.states.is_empty() {
-            sql.push(" OR c.host_state IN ").bind_list(&scope.states);
-            sql.push(
-                " OR EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND (v.nationality IN ",
-            )
-            .bind_list(&scope.states)
-            .push(" OR v.contributing_country IN ")
-            .bind_list(&scope.states)
-            .push("))");
-        }
-        if !scope.missions.is_empty() {
-            sql.push(" OR c.mission_code IN ")
-                .bind_list(&scope.missions);
-        }
-        sql.push(")");
-    }
+    push_visibility(sql, &f.visibility);
     if let Some(status) = f.mission_status {
         sql.push(" AND c.mission_code IN (SELECT m.code FROM missions m WHERE m.status = ")
             .bind(status.as_str())
             .push(")");
     }
+}
+
+/// Appends the caller's visibility (see `access::visibility`): the SQL form of the same
+/// conditions the enforcement point evaluates in memory.
+fn push_visibility(sql: &mut Sql, v: &crate::access::Visibility) {
+    use crate::access::{CaseCondition, Visibility};
+    let conditions = match v {
+        Visibility::All => return,
+        Visibility::Nothing => {
+            sql.push(" AND 1 = 0");
+            return;
+        }
+        Visibility::Any(cs) => cs,
+    };
+    sql.push(" AND (1 = 0");
+    for c in conditions {
+        match c {
+            CaseCondition::HostStateIn(s) => {
+                sql.push(" OR c.host_state IN ").bind_list(s);
+            }
+            CaseCondition::VictimNationalityIn(s) => {
+                sql.push(
+                    " OR EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND v.nationality IN ",
+                )
+                .bind_list(s)
+                .push(")");
+            }
+            CaseCondition::VictimContributorIn(s) => {
+                sql.push(" OR EXISTS (SELECT 1 FROM victims v WHERE v.case_id = c.id AND v.contributing_country IN ")
+                    .bind_list(s)
+                    .push(")");
+            }
+            CaseCondition::MissionIn(s) => {
+                sql.push(" OR c.mission_code IN ").bind_list(s);
+            }
+        }
+    }
+    sql.push(")");
 }
 
 fn order_column(field: CaseOrderField) -> &'static str {
