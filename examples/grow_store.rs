@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Every case, page by page (keyset pagination), leaving out earlier synthetic copies.
     let order = CaseOrder::default();
-    let filter = CaseFilter::default();
+    let filter = CaseFilter::all();
     let mut cases = Vec::new();
     let mut after: Option<CaseCursor> = None;
     loop {
@@ -182,7 +182,7 @@ async fn main() -> anyhow::Result<()> {
             done as f64 / write_started.elapsed().as_secs_f64()
         );
     }
-    let count = store.count_cases(&CaseFilter::default()).await?;
+    let count = store.count_cases(&CaseFilter::all()).await?;
     println!(
         "grow_store: {inserted} inserted, {updated} updated, {unchanged} unchanged; the store now holds {count} cases; \
          writing took {:.1}s ({:.0} cases/s)",

@@ -142,7 +142,7 @@ async fn load_records(url: &str, host: &str) -> anyhow::Result<Vec<Value>> {
     let order = CaseOrder::default();
     let filter = CaseFilter {
         host_states: vec![host.to_string()],
-        ..CaseFilter::default()
+        ..CaseFilter::all()
     };
     let mut cases = Vec::new();
     let mut after: Option<CaseCursor> = None;

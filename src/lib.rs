@@ -53,6 +53,9 @@ pub enum GatewayError {
     /// A connector file is invalid or a connector could not be built.
     #[error("loading the host-state connectors failed:\n{0}")]
     Connectors(#[from] connectors::ConnectorSetupError),
+    /// The configuration cannot run as given.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The HTTP client could not be built.
     #[error("building the HTTP client failed: {0}")]
     Http(#[from] reqwest::Error),
@@ -177,12 +180,18 @@ impl GatewayBuilder {
     /// when configured to, sets up authentication and builds the router.
     pub async fn build(self) -> Result<Gateway, GatewayError> {
         let config = self.config;
+        if store_is_shared(&config) && config.access.cursor_secret.is_none() {
+            // CASEGRAPH_STORE_URL may have turned a SQLite file into a shared PostgreSQL.
+            return Err(GatewayError::Config(
+                "access.cursor_secret is required with a PostgreSQL store: gateway replicas sharing a store must share the key of their cursors (32 bytes or more)".into(),
+            ));
+        }
         let store = match self.store {
             Some(s) => s,
             None => store::connect(&config.store.url, config.store.max_connections).await?,
         };
         if config.store.import_bundled_data_when_empty
-            && store.count_cases(&Default::default()).await? == 0
+            && store.count_cases(&store::CaseFilter::all()).await? == 0
         {
             tracing::info!(
                 backend = store.backend(),
@@ -222,7 +231,7 @@ impl GatewayBuilder {
                 limits: config.limits.clone(),
                 access,
                 audit: audit.clone(),
-                cursor_key: cursor_key(&config.access.cursor_secret),
+                cursor_key: cursor_key(config.access.cursor_secret.as_ref()),
             },
         );
         let state = http::AppState {
@@ -267,15 +276,22 @@ pub fn load_policy(config: &config::AccessConfig) -> Result<access::Policy, acce
     access::Policy::load(&text, &config.policy_file, &fields)
 }
 
+fn store_is_shared(config: &config::Config) -> bool {
+    let url = config.store.url.as_str();
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// The cursor MAC key: derived from the configured secret, or random for this process.
-fn cursor_key(secret: &str) -> [u8; 32] {
+fn cursor_key(secret: Option<&secrecy::SecretString>) -> [u8; 32] {
+    use secrecy::ExposeSecret;
     use sha2::Digest;
-    if secret.is_empty() {
-        let mut key = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
-        key
-    } else {
-        sha2::Sha256::digest(secret.as_bytes()).into()
+    match secret {
+        Some(s) => sha2::Sha256::digest(s.expose_secret().as_bytes()).into(),
+        None => {
+            let mut key = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+            key
+        }
     }
 }
 

@@ -212,7 +212,10 @@ async fn serve(config: Option<PathBuf>, listen: Option<String>) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let cases = gateway.store().count_cases(&Default::default()).await?;
+    let cases = gateway
+        .store()
+        .count_cases(&casegraph::store::CaseFilter::all())
+        .await?;
     if json_logs {
         // Log collectors read stderr line by line as JSON: no banner there.
         tracing::info!(address = %addr, cases, backend = gateway.store().backend(), "CaseGraph is listening");

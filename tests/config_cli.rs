@@ -94,7 +94,13 @@ fn every_example_config_passes_check_config() {
         let path = file.display().to_string();
         let out = casegraph(
             &["check-config", "--config", &path],
-            &[("CASEGRAPH_DATABASE_URL", database_url)],
+            &[
+                ("CASEGRAPH_DATABASE_URL", database_url),
+                (
+                    "CASEGRAPH_CURSOR_SECRET",
+                    "a-cursor-secret-of-forty-bytes-or-so-123",
+                ),
+            ],
         );
         assert!(out.status.success(), "{path}:\n{}", stderr(&out));
         let report = stdout(&out);
@@ -139,6 +145,51 @@ fn the_production_example_without_its_database_url_is_refused_naming_the_variabl
     let report = stderr(&out);
     assert!(report.contains("CASEGRAPH_DATABASE_URL"), "{report}");
     assert!(report.contains(&format!("{path}:")), "{report}");
+}
+
+#[test]
+fn a_shared_store_needs_a_cursor_secret_of_at_least_32_bytes() {
+    let path = Path::new(ROOT)
+        .join("config/production.example.toml")
+        .display()
+        .to_string();
+    let database_url = "postgres://casegraph:pw@db.internal:5432/casegraph";
+    let short = casegraph(
+        &["check-config", "--config", &path],
+        &[
+            ("CASEGRAPH_DATABASE_URL", database_url),
+            ("CASEGRAPH_CURSOR_SECRET", "too-short"),
+        ],
+    );
+    assert!(!short.status.success());
+    let report = stderr(&short);
+    assert!(
+        report.contains("access.cursor_secret") && report.contains("at least 32 bytes"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("too-short"),
+        "the secret is printed: {report}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("pg.toml");
+    std::fs::write(
+        &file,
+        "[store]\nurl = \"postgres://casegraph@db.internal:5432/casegraph\"\n",
+    )
+    .expect("write");
+    let missing = casegraph(
+        &["check-config", "--config", &file.display().to_string()],
+        &[],
+    );
+    assert!(!missing.status.success());
+    let report = stderr(&missing);
+    assert!(
+        report.contains("access.cursor_secret")
+            && report.contains("required with a PostgreSQL store"),
+        "{report}"
+    );
 }
 
 // ---------- check-config ----------

@@ -71,10 +71,12 @@ pub struct AccessConfig {
     /// The policy file (levels of every field, who may read each level). Empty: the policy
     /// bundled in the binary (a copy of `config/policy.toml`).
     pub policy_file: String,
-    /// Secret keying the MAC of pagination cursors (32 characters or more). Set it, from
-    /// `${env.X}`, when several gateway replicas serve one API, so a cursor from one replica is
-    /// accepted by the others. Empty: a random key per process.
-    pub cursor_secret: String,
+    /// Secret keying the MAC of pagination cursors: 32 bytes or more, from `${env.X}`.
+    /// Required with a PostgreSQL store (replicas sharing a store must accept each other's
+    /// cursors). Unset with SQLite: a random key per process. Never logged nor serialized.
+    #[serde(skip_serializing)]
+    #[schemars(with = "Option<String>")]
+    pub cursor_secret: Option<secrecy::SecretString>,
     /// Write the hash-chained audit log (reads of CASE_PARTIES fields and above, denials,
     /// writes). Only benchmarks turn it off.
     pub audit: bool,
@@ -84,7 +86,7 @@ impl Default for AccessConfig {
     fn default() -> Self {
         Self {
             policy_file: String::new(),
-            cursor_secret: String::new(),
+            cursor_secret: None,
             audit: true,
         }
     }

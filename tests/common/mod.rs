@@ -103,6 +103,10 @@ pub fn test_config(dir: &std::path::Path, url: String) -> Config {
     // run in parallel, and most have no use for national proceedings.
     config.connectors.dir = String::new();
     config.simulators.enabled = false;
+    // Required with PostgreSQL (replicas share it); harmless with SQLite.
+    config.access.cursor_secret = Some(secrecy::SecretString::from(
+        "test-cursor-secret-of-at-least-32-bytes",
+    ));
     config
 }
 
