@@ -201,6 +201,34 @@ impl Proceedings {
             marking: None,
         }
     }
+
+    /// Empties the field(s) of `bit` (one of the [`FieldMask`] constants).
+    pub fn clear(&mut self, bit: u16) {
+        match bit {
+            FieldMask::NATIONAL_REFERENCE => self.national_reference = None,
+            FieldMask::AUTHORITY => self.authority = None,
+            FieldMask::STAGE => {
+                self.stage = None;
+                self.national_stage = None;
+            }
+            FieldMask::STAGE_HISTORY => self.stage_history.clear(),
+            FieldMask::COURT => self.court = None,
+            FieldMask::CHARGES => self.charges.clear(),
+            FieldMask::DEFENDANTS => self.defendants.clear(),
+            FieldMask::NEXT_HEARING => self.next_hearing = None,
+            FieldMask::UPDATED_AT => self.source_updated_at = None,
+            _ => {}
+        }
+    }
+
+    /// Keeps only the fields of `mask`; the key and the record's marking always stay.
+    pub fn retain_fields(&mut self, mask: FieldMask) {
+        for (_, bit) in FieldMask::NAMES {
+            if !mask.has(bit) {
+                self.clear(bit);
+            }
+        }
+    }
 }
 
 /// How fresh a served record is.
@@ -254,6 +282,19 @@ impl FieldMask {
         ("next_hearing", Self::NEXT_HEARING),
         ("updated_at", Self::UPDATED_AT),
     ];
+
+    /// The bit of a protocol field name (`"court"` → [`FieldMask::COURT`]).
+    pub fn bit_of(name: &str) -> Option<u16> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+    }
+
+    /// Whether the field(s) of `bit` are in the mask.
+    pub fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
 
     /// Whether every field of `other` is in `self`.
     pub fn covers(self, other: FieldMask) -> bool {

@@ -1,6 +1,9 @@
-//! What wraps every connector: the cache (source data only; redaction happens after it),
+//! What wraps every connector: the cache (source data only; access rules apply after it),
 //! batching into chunks, timeout, bounded retries with a retry budget, the circuit breaker,
 //! the concurrency limit, and the health figures.
+//!
+//! Records are mapped before they are cached, and cut down to the fields the lookup asked for
+//! between mapping and the cache, so that a cache entry holds no more than the fields it claims.
 
 use super::error::{ConnectorError, ConnectorErrorKind};
 use super::mapping::{Mapping, MappingReport};
@@ -37,10 +40,11 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct CacheEntry {
-    /// `None`: the system answered that it does not know the key.
-    record: Option<Value>,
+    /// The mapped record, holding only `fields`. `None`: the system answered that it does not
+    /// know the key.
+    record: Option<Arc<Proceedings>>,
     fetched_at: Instant,
-    /// The parts of the record that were asked for.
+    /// The parts of the record that were asked for, and the only ones `record` holds.
     fields: FieldMask,
 }
 
@@ -175,16 +179,19 @@ impl ConnectorRuntime {
         self.lookup_fields(keys, FieldMask::ALL).await
     }
 
-    /// Like [`ConnectorRuntime::lookup`], asking only for `fields` from systems that can answer
-    /// field by field. A cached record serves only lookups whose fields it covers.
+    /// Like [`ConnectorRuntime::lookup`], for `fields` only: systems that can answer field by
+    /// field are asked for those alone, and every record returned holds nothing outside them.
+    /// A cached record serves only lookups whose fields it covers.
     #[tracing::instrument(skip(self, keys), fields(connector = %self.id, keys = keys.len()))]
     pub async fn lookup_fields(
         &self,
         keys: &[String],
-        fields: FieldMask,
+        asked: FieldMask,
     ) -> HashMap<String, Lookup> {
+        // What is asked upstream, and so what a new cache entry holds: systems that answer whole
+        // records are asked for everything, so that their entries serve any later lookup.
         let fields = if self.inner.selects_fields() {
-            fields
+            asked
         } else {
             FieldMask::ALL
         };
@@ -198,12 +205,12 @@ impl ConnectorRuntime {
                 continue;
             }
             match self.cache.get(key).await {
-                Some(entry) if entry.fetched_at.elapsed() < ttl && entry.fields.covers(fields) => {
+                Some(entry) if entry.fetched_at.elapsed() < ttl && entry.fields.covers(asked) => {
                     lock(&self.stats).cache_hits += 1;
-                    out.insert(key.clone(), self.serve(&entry, FreshnessState::Cached));
+                    out.insert(key.clone(), serve(&entry, asked, FreshnessState::Cached));
                 }
                 Some(entry) => {
-                    if entry.fields.covers(fields) {
+                    if entry.fields.covers(asked) {
                         stale.insert(key.clone(), entry);
                     }
                     missing.push(key.clone());
@@ -232,7 +239,7 @@ impl ConnectorRuntime {
                             fields,
                         });
                         self.cache.insert(key.clone(), Arc::clone(&entry)).await;
-                        out.insert(key, self.serve(&entry, FreshnessState::Live));
+                        out.insert(key, serve(&entry, asked, FreshnessState::Live));
                     }
                 }
                 Err(err) => {
@@ -241,7 +248,7 @@ impl ConnectorRuntime {
                             Some(entry) if entry.fetched_at.elapsed() < max_stale => {
                                 lock(&self.stats).stale_served += 1;
                                 tracing::warn!(connector = %self.id, code = err.kind.code(), "Serving stale data: the host-state system failed");
-                                out.insert(key, self.serve(entry, FreshnessState::Stale));
+                                out.insert(key, serve(entry, asked, FreshnessState::Stale));
                             }
                             _ => {
                                 out.insert(key, Lookup::Failed(err.clone()));
@@ -254,39 +261,28 @@ impl ConnectorRuntime {
         out
     }
 
-    fn serve(&self, entry: &CacheEntry, freshness: FreshnessState) -> Lookup {
-        let Some(record) = &entry.record else {
-            return Lookup::NotKnown;
-        };
-        match self.mapping.apply(record) {
-            Ok((proceedings, _)) => Lookup::Found(Arc::new(Served {
-                proceedings,
-                freshness,
-                age: entry.fetched_at.elapsed(),
-            })),
-            Err(e) => Lookup::Failed(ConnectorError::bad_response(format!(
-                "connector {}: {e}",
-                self.id
-            ))),
-        }
-    }
-
-    /// One protected upstream call for a chunk, records indexed by key.
+    /// One protected upstream call for a chunk: each record mapped and cut down to `fields`,
+    /// indexed by key. The national JSON goes no further.
     async fn fetch_mapped(
         &self,
         keys: &[String],
         fields: FieldMask,
-    ) -> Result<HashMap<String, Value>, ConnectorError> {
+    ) -> Result<HashMap<String, Arc<Proceedings>>, ConnectorError> {
         let fetched = self.call(keys, fields).await?;
         let mut by_key = HashMap::new();
-        for record in fetched.records {
-            let key = self.mapping.key_of(&record).map_err(|e| {
+        for record in &fetched.records {
+            let (mut proceedings, _) = self.mapping.apply(record).map_err(|e| {
                 self.fail_after_call(ConnectorError::bad_response(format!(
                     "connector {}: {e}",
                     self.id
                 )))
             })?;
-            by_key.entry(key).or_insert(record);
+            proceedings.retain_fields(fields);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                by_key.entry(proceedings.key.clone())
+            {
+                slot.insert(Arc::new(proceedings));
+            }
         }
         Ok(by_key)
     }
@@ -509,6 +505,35 @@ impl ConnectorRuntime {
             mapped,
         })
     }
+
+    /// Test support: the record cached for `key` as the cache holds it (mapped, only the fields
+    /// it was fetched for), and those fields; `None` when nothing is
+    /// cached or the system did not know the key. Reads the cache without counting a hit.
+    #[doc(hidden)]
+    pub async fn cached(&self, key: &str) -> Option<(Proceedings, FieldMask)> {
+        let entry = self.cache.get(key).await?;
+        let record = entry.record.as_deref()?.clone();
+        Some((record, entry.fields))
+    }
+}
+
+/// The answer to a lookup from one cache entry, holding only the fields `asked` for.
+fn serve(entry: &CacheEntry, asked: FieldMask, freshness: FreshnessState) -> Lookup {
+    let Some(record) = &entry.record else {
+        return Lookup::NotKnown;
+    };
+    let proceedings = if asked.covers(entry.fields) {
+        Proceedings::clone(record)
+    } else {
+        let mut p = Proceedings::clone(record);
+        p.retain_fields(asked);
+        p
+    };
+    Lookup::Found(Arc::new(Served {
+        proceedings,
+        freshness,
+        age: entry.fetched_at.elapsed(),
+    }))
 }
 
 /// What `connector test` shows.

@@ -113,6 +113,26 @@ pub fn canonical_mapping() -> Mapping {
     })
 }
 
+/// Whether a record member belongs to a lookup for `fields`: `key` and `marking` always,
+/// `national_stage` with `stage`, and the members named by the mask.
+fn member_asked(member: &str, fields: FieldMask) -> bool {
+    match member {
+        "key" | "marking" => true,
+        "national_stage" => fields.has(FieldMask::STAGE),
+        other => FieldMask::bit_of(other).is_some_and(|bit| fields.has(bit)),
+    }
+}
+
+/// Cuts a record down to what a lookup for `fields` asked for (see [`member_asked`]). A server
+/// that ignores `fields` and answers everything costs bandwidth only: the rest goes no further
+/// than this function.
+pub fn strip_to_fields(record: &mut Value, fields: FieldMask) {
+    let Value::Object(members) = record else {
+        return;
+    };
+    members.retain(|member, _| member_asked(member, fields));
+}
+
 /// A protocol client.
 pub struct ProtocolConnector {
     config: ProtocolConfig,
@@ -169,7 +189,7 @@ impl Connector for ProtocolConnector {
                 reply.status
             )));
         }
-        let records = match reply.body.get("records") {
+        let mut records = match reply.body.get("records") {
             Some(Value::Array(items)) => items.clone(),
             _ => {
                 return Err(ConnectorError::bad_response(
@@ -177,10 +197,18 @@ impl Connector for ProtocolConnector {
                 ))
             }
         };
-        Ok(Fetched {
-            raw: reply.body,
-            records,
-        })
+        // The gateway keeps nothing it did not ask for, whatever the server sent.
+        for record in &mut records {
+            strip_to_fields(record, fields);
+        }
+        // `connector test` asks for everything and shows the answer as the server sent it; a
+        // narrower lookup keeps no copy of what it did not ask for.
+        let raw = if fields == FieldMask::ALL {
+            reply.body
+        } else {
+            json!({ "records": records.clone() })
+        };
+        Ok(Fetched { raw, records })
     }
 
     async fn probe(&self) -> Result<(), ConnectorError> {
@@ -196,5 +224,37 @@ impl Connector for ProtocolConnector {
                 reply.status
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_cut_down_to_the_members_of_the_fields_asked() {
+        let mut record = json!({
+            "key": "UNMISS-20240305", "marking": "RESTRICTED", "national_reference": "SSD/1",
+            "stage": "CHARGED", "national_stage": "Committed", "charges": ["murder"],
+            "defendants": [{"name": "D1"}], "x_internal": 7
+        });
+        strip_to_fields(
+            &mut record,
+            FieldMask(FieldMask::STAGE | FieldMask::DEFENDANTS),
+        );
+        assert_eq!(
+            record,
+            json!({
+                "key": "UNMISS-20240305", "marking": "RESTRICTED", "stage": "CHARGED",
+                "national_stage": "Committed", "defendants": [{"name": "D1"}]
+            })
+        );
+        let mut everything = json!({"key": "K", "court": {"name": "C"}, "x_internal": 7});
+        strip_to_fields(&mut everything, FieldMask::ALL);
+        assert_eq!(
+            everything,
+            json!({"key": "K", "court": {"name": "C"}}),
+            "members the protocol does not define are never kept"
+        );
     }
 }
