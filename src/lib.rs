@@ -207,7 +207,10 @@ impl GatewayBuilder {
         } else {
             None
         };
-        let connectors = load_connectors(&config.connectors.dir).await?;
+        // The policy says which source markings are SEALED; the connectors drop that content
+        // before their cache, so the policy is loaded first.
+        let policy = load_policy(&config.access)?;
+        let connectors = load_connectors(&config.connectors.dir, sealing_of(&policy)).await?;
         let audit = if config.access.audit {
             access::audit::start(Arc::clone(&store)).await?
         } else {
@@ -219,7 +222,7 @@ impl GatewayBuilder {
             schema::SchemaOptions {
                 introspection: config.server.introspection,
                 limits: config.limits.clone(),
-                access: access::Access::new(load_policy(&config.access)?),
+                access: access::Access::new(policy),
                 audit: audit.clone(),
                 cursor_key: cursor_key(&config.access.cursor_secret),
             },
@@ -264,6 +267,14 @@ pub fn load_policy(config: &config::AccessConfig) -> Result<access::Policy, acce
     access::Policy::load(&text, &config.policy_file, &fields)
 }
 
+/// The connectors' rule for SEALED content, from the policy: a source marking is SEALED when the
+/// policy's `[markings]` table gives it that level (ignoring case; an unknown marking counts as
+/// RESTRICTED, so it is kept for the schema layer, which then restricts it).
+pub fn sealing_of(policy: &access::Policy) -> connectors::Sealing {
+    let policy = policy.clone();
+    connectors::Sealing::new(move |marking| policy.marking_level(marking) == access::Level::Sealed)
+}
+
 /// The cursor MAC key: derived from the configured secret, or random for this process.
 fn cursor_key(secret: &str) -> [u8; 32] {
     use sha2::Digest;
@@ -278,7 +289,10 @@ fn cursor_key(secret: &str) -> [u8; 32] {
 
 /// Loads the connectors of `dir`; an empty setting means none, a missing folder is skipped
 /// with a warning, an invalid file stops the start.
-async fn load_connectors(dir: &str) -> Result<connectors::Connectors, GatewayError> {
+async fn load_connectors(
+    dir: &str,
+    sealing: connectors::Sealing,
+) -> Result<connectors::Connectors, GatewayError> {
     if dir.trim().is_empty() {
         return Ok(connectors::Connectors::none());
     }
@@ -287,5 +301,5 @@ async fn load_connectors(dir: &str) -> Result<connectors::Connectors, GatewayErr
         tracing::warn!(dir, "No connectors folder: national proceedings are off");
         return Ok(connectors::Connectors::none());
     }
-    Ok(connectors::load_and_build(path).await?)
+    Ok(connectors::load_and_build(path, sealing).await?)
 }

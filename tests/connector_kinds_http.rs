@@ -87,7 +87,8 @@ async fn connector(text: &str) -> (ConnectorHandle, tempfile::TempDir) {
     std::fs::write(dir.path().join("justice-test.toml"), text).expect("write the connector file");
     let loaded =
         load_dir(dir.path()).unwrap_or_else(|e| panic!("the connector file is valid, but:\n{e}"));
-    let handle = build(&loaded[0])
+    let policy = casegraph::load_policy(&Default::default()).expect("the bundled policy loads");
+    let handle = build(&loaded[0], casegraph::sealing_of(&policy))
         .await
         .unwrap_or_else(|e| panic!("the connector builds, but: {e}"));
     (handle, dir)

@@ -182,9 +182,15 @@ async fn built(dir: &Path, id: &str) -> ConnectorHandle {
         .iter()
         .find(|f| f.id == id)
         .expect("the connector is in the folder");
-    connectors::build(loaded)
+    connectors::build(loaded, policy_sealing())
         .await
         .expect("the connector builds")
+}
+
+/// The SEALED rule of the bundled policy, as the gateway builds its connectors with.
+fn policy_sealing() -> connectors::Sealing {
+    let policy = casegraph::load_policy(&Default::default()).expect("the bundled policy loads");
+    casegraph::sealing_of(&policy)
 }
 
 // ---------- queries and assertions ----------
@@ -1194,13 +1200,13 @@ async fn every_example_connector_file_loads_and_builds() {
         "every *.toml in connectors/ is a connector file"
     );
     for loaded in &files {
-        if let Err(e) = connectors::build(loaded).await {
+        if let Err(e) = connectors::build(loaded, policy_sealing()).await {
             panic!("{}: {e}", loaded.path.display());
         }
     }
 }
 
-// ---------- 11. the gateway keeps only what it asked for ----------
+// ---------- 11. the gateway keeps only what it asked for, and nothing SEALED ----------
 
 /// Values that only a full record holds: finding one outside its field is a leak.
 const PLANTED_NATREF: &str = "RP-PLANTED-NATREF-31";
@@ -1404,5 +1410,110 @@ async fn the_reference_server_answers_only_the_fields_asked() {
             "key": MLI_CASE, "marking": "PUBLIC", "stage": "CHARGED",
             "national_stage": "Mise en accusation", "charges": [PLANTED_CHARGE]
         }] })
+    );
+}
+
+/// A sealed record, and an open one marked CONFIDENTIEL.
+fn sealed_records() -> Vec<Value> {
+    vec![
+        full_record(MLI_CASE, "scellé"),
+        full_record(CAF_CASE, "CONFIDENTIEL"),
+    ]
+}
+
+#[tokio::test]
+async fn a_sealed_record_reaches_neither_the_answer_nor_the_cache() {
+    let (server, url) = reference_server(sealed_records(), None).await;
+    let dir = connectors_dir(&[("mli-sealed", protocol_file("MLI", &url, "retries = 0", ""))]);
+    let handle = built(dir.path(), "mli-sealed").await;
+    let keys = [MLI_CASE.to_string(), CAF_CASE.to_string()];
+
+    for (round, freshness) in [(1, FreshnessState::Live), (2, FreshnessState::Cached)] {
+        let lookups = handle.runtime.lookup(&keys).await;
+
+        let sealed = found(&lookups, MLI_CASE);
+        assert_eq!(sealed.freshness, freshness, "round {round}");
+        assert_eq!(
+            sealed.proceedings,
+            Proceedings::withheld(MLI_CASE),
+            "round {round}: the key and that a sealed record exists, nothing else"
+        );
+        assert!(sealed.proceedings.sealed);
+        let text = format!("{:?}", sealed.proceedings);
+        for planted in PLANTED_VALUES {
+            assert!(
+                !text.contains(planted),
+                "round {round}: `{planted}` served: {text}"
+            );
+        }
+
+        let open = &found(&lookups, CAF_CASE).proceedings;
+        assert!(!open.sealed, "round {round}: {open:?}");
+        assert_eq!(
+            open.marking.as_deref(),
+            Some("CONFIDENTIEL"),
+            "kept for the schema layer"
+        );
+        assert_eq!(
+            open.charges,
+            [PLANTED_CHARGE],
+            "an open record is served in full"
+        );
+    }
+    assert_eq!(
+        server.received().len(),
+        1,
+        "the second round came from the cache"
+    );
+
+    let (cached, _) = handle.runtime.cached(MLI_CASE).await.expect("cached");
+    assert_eq!(cached, Proceedings::withheld(MLI_CASE));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_test_shows_the_host_state_its_own_sealed_record_and_says_the_gateway_withholds_it(
+) {
+    let (_server, url) = reference_server(sealed_records(), None).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let folder = tmp.path().join("connectors");
+    std::fs::create_dir(&folder).expect("connectors folder");
+    std::fs::write(
+        folder.join("mli-sealed.toml"),
+        protocol_file("MLI", &url, "", ""),
+    )
+    .expect("write");
+    let config = gateway_config(tmp.path(), &folder);
+    let config = config.to_str().expect("UTF-8 path");
+    let run = |reference: &'static str| {
+        casegraph(
+            &[
+                "connector",
+                "test",
+                "mli-sealed",
+                "--reference",
+                reference,
+                "--config",
+                config,
+            ],
+            &[],
+        )
+        .output()
+    };
+
+    let out = run(MLI_CASE).await.expect("run connector test");
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(PLANTED_CHARGE),
+        "the raw answer, in full: {text}"
+    );
+    assert!(text.contains("sealed: the whole record"), "{text}");
+
+    let out = run(CAF_CASE).await.expect("run connector test");
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        !text.contains("sealed:"),
+        "nothing of an open record is withheld: {text}"
     );
 }

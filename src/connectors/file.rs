@@ -1173,6 +1173,7 @@ mod tests {
     use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, Mapped};
     use crate::connectors::runtime::{ConnectorRuntime, Lookup};
     use crate::connectors::runtime_config::RuntimeConfig;
+    use crate::connectors::sealing::Sealing;
     use std::time::Instant;
 
     /// How long a test waits for the poller (poll_secs = 1) before failing.
@@ -1305,6 +1306,7 @@ MINUSCA-20170508;RP-3/2017;renvoi devant la cour d'assises;Cour d'assises de Ban
             Arc::new(c),
             french_mapping(),
             RuntimeConfig::default(),
+            Sealing::markings(&["SCELLÉ"]),
         );
         let keys = ["MINUSMA-20150528", "MINUSCA-20170508", "MINUSMA-20990101"].map(String::from);
         let found = runtime.lookup(&keys).await;

@@ -111,6 +111,9 @@ pub struct MappingReport {
     pub missing: Vec<String>,
     /// National labels with no canonical mapping: (field, label).
     pub unmapped: Vec<(String, String)>,
+    /// What the gateway withholds because its marking is SEALED ("the whole record"); filled
+    /// by `connector test`.
+    pub sealed: Vec<String>,
 }
 
 /// Normalises a national label for table look-up.
@@ -383,6 +386,7 @@ impl Mapping {
                 next_hearing,
                 source_updated_at: updated_at,
                 marking,
+                sealed: false,
             },
             report,
         ))

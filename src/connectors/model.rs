@@ -179,12 +179,19 @@ pub struct Proceedings {
     pub next_hearing: Option<NaiveDate>,
     /// When the source last changed the record.
     pub source_updated_at: Option<DateTime<Utc>>,
-    /// The source's own confidentiality marking, as given.
+    /// The source's own confidentiality marking of the whole record, as given. Never a SEALED
+    /// marking: the connector layer replaces a SEALED record by [`Proceedings::withheld`]
+    /// before the cache.
     pub marking: Option<String>,
+    /// The source marks the whole record SEALED: its content was dropped in the connector layer
+    /// and only `key` remains. Set by the connector layer, never by a source.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 impl Proceedings {
-    /// A record whose content is withheld (SEALED at the source): only its key remains.
+    /// A record whose content is withheld (SEALED at the source): only its key remains, and
+    /// the fact that a sealed record exists (`sealed`).
     pub fn withheld(key: &str) -> Self {
         Self {
             key: key.to_string(),
@@ -199,6 +206,7 @@ impl Proceedings {
             next_hearing: None,
             source_updated_at: None,
             marking: None,
+            sealed: true,
         }
     }
 
@@ -221,7 +229,7 @@ impl Proceedings {
         }
     }
 
-    /// Keeps only the fields of `mask`; the key and the record's marking always stay.
+    /// Keeps only the fields of `mask`; the key, the record's marking and `sealed` always stay.
     pub fn retain_fields(&mut self, mask: FieldMask) {
         for (_, bit) in FieldMask::NAMES {
             if !mask.has(bit) {

@@ -2,13 +2,15 @@
 //! batching into chunks, timeout, bounded retries with a retry budget, the circuit breaker,
 //! the concurrency limit, and the health figures.
 //!
-//! Records are mapped before they are cached, and cut down to the fields the lookup asked for
-//! between mapping and the cache, so that a cache entry holds no more than the fields it claims.
+//! Records are mapped before they are cached, and two things happen between mapping and the
+//! cache: SEALED content is dropped ([`Sealing`]), and the record is cut down to the fields the
+//! lookup asked for, so that a cache entry holds no more than the fields it claims.
 
 use super::error::{ConnectorError, ConnectorErrorKind};
 use super::mapping::{Mapping, MappingReport};
 use super::model::{FieldMask, FreshnessState, Proceedings};
 use super::runtime_config::RuntimeConfig;
+use super::sealing::Sealing;
 use super::Connector;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -40,8 +42,8 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct CacheEntry {
-    /// The mapped record, holding only `fields`. `None`: the system answered that it does not
-    /// know the key.
+    /// The mapped record, SEALED content already dropped, holding only `fields`. `None`: the
+    /// system answered that it does not know the key.
     record: Option<Arc<Proceedings>>,
     fetched_at: Instant,
     /// The parts of the record that were asked for, and the only ones `record` holds.
@@ -118,6 +120,7 @@ pub struct ConnectorRuntime {
     id: String,
     inner: Arc<dyn Connector>,
     mapping: Mapping,
+    sealing: Sealing,
     config: RuntimeConfig,
     cache: moka::future::Cache<String, Arc<CacheEntry>>,
     breaker: Mutex<Breaker>,
@@ -132,12 +135,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ConnectorRuntime {
-    /// Wraps a connector.
+    /// Wraps a connector; `sealing` says which source markings are SEALED (their content is
+    /// dropped before the cache).
     pub fn new(
         id: &str,
         inner: Arc<dyn Connector>,
         mapping: Mapping,
         config: RuntimeConfig,
+        sealing: Sealing,
     ) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_capacity)
@@ -147,6 +152,7 @@ impl ConnectorRuntime {
             id: id.to_string(),
             inner,
             mapping,
+            sealing,
             semaphore: Semaphore::new(config.max_concurrency),
             budget: Mutex::new(config.retries as f64),
             config,
@@ -261,8 +267,8 @@ impl ConnectorRuntime {
         out
     }
 
-    /// One protected upstream call for a chunk: each record mapped and cut down to `fields`,
-    /// indexed by key. The national JSON goes no further.
+    /// One protected upstream call for a chunk: each record mapped, its SEALED content
+    /// dropped and cut down to `fields`, indexed by key. The national JSON goes no further.
     async fn fetch_mapped(
         &self,
         keys: &[String],
@@ -271,12 +277,13 @@ impl ConnectorRuntime {
         let fetched = self.call(keys, fields).await?;
         let mut by_key = HashMap::new();
         for record in &fetched.records {
-            let (mut proceedings, _) = self.mapping.apply(record).map_err(|e| {
+            let (proceedings, _) = self.mapping.apply(record).map_err(|e| {
                 self.fail_after_call(ConnectorError::bad_response(format!(
                     "connector {}: {e}",
                     self.id
                 )))
             })?;
+            let mut proceedings = self.sealing.apply(proceedings);
             proceedings.retain_fields(fields);
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 by_key.entry(proceedings.key.clone())
@@ -489,16 +496,19 @@ impl ConnectorRuntime {
     }
 
     /// For `casegraph connector test`: one uncached call for `key`, with the raw response,
-    /// each mapped record and what the mapping missed.
+    /// each mapped record, what the mapping missed and what the gateway would withhold as
+    /// SEALED. The records are shown in full, SEALED content included: this is the host
+    /// state's own data, on its own operator's command line; nothing of it is cached.
     pub async fn test(&self, key: &str) -> Result<TestReport, ConnectorError> {
         let fetched = self.inner.fetch(&[key.to_string()]).await?;
         let mut mapped = Vec::new();
         for record in &fetched.records {
-            mapped.push(
-                self.mapping
-                    .apply(record)
-                    .map_err(|e| ConnectorError::bad_response(e.to_string()))?,
-            );
+            let (proceedings, mut report) = self
+                .mapping
+                .apply(record)
+                .map_err(|e| ConnectorError::bad_response(e.to_string()))?;
+            report.sealed = self.sealed_parts_of(&proceedings);
+            mapped.push((proceedings, report));
         }
         Ok(TestReport {
             raw: fetched.raw,
@@ -506,8 +516,19 @@ impl ConnectorRuntime {
         })
     }
 
-    /// Test support: the record cached for `key` as the cache holds it (mapped, only the fields
-    /// it was fetched for), and those fields; `None` when nothing is
+    /// What [`Sealing::apply`] would drop from `p`, in words.
+    fn sealed_parts_of(&self, p: &Proceedings) -> Vec<String> {
+        if p.marking
+            .as_deref()
+            .is_some_and(|m| self.sealing.is_sealed(m))
+        {
+            return vec!["the whole record".to_string()];
+        }
+        Vec::new()
+    }
+
+    /// Test support: the record cached for `key` as the cache holds it (mapped, SEALED content
+    /// dropped, only the fields it was fetched for), and those fields; `None` when nothing is
     /// cached or the system did not know the key. Reads the cache without counting a hit.
     #[doc(hidden)]
     pub async fn cached(&self, key: &str) -> Option<(Proceedings, FieldMask)> {
@@ -541,6 +562,7 @@ fn serve(entry: &CacheEntry, asked: FieldMask, freshness: FreshnessState) -> Loo
 pub struct TestReport {
     /// The raw upstream response(s).
     pub raw: Value,
-    /// Each record mapped, with what was missing or unmapped.
+    /// Each record mapped (in full), with what was missing, unmapped or would be withheld as
+    /// SEALED.
     pub mapped: Vec<(Proceedings, MappingReport)>,
 }

@@ -224,11 +224,15 @@ pub(crate) async fn for_case(
         match (served, failure) {
             (Some(s), _) => {
                 let access = &services(ctx).access;
-                let floor = s
-                    .proceedings
-                    .marking
-                    .as_deref()
-                    .map(|m| access.policy().marking_level(m));
+                // The connector layer has already withheld a SEALED record (`sealed`).
+                let floor = if s.proceedings.sealed {
+                    Some(Level::Sealed)
+                } else {
+                    s.proceedings
+                        .marking
+                        .as_deref()
+                        .map(|m| access.policy().marking_level(m))
+                };
                 // SEALED content never leaves the connector layer: only the fact that a
                 // restricted record exists does.
                 let served = if floor == Some(Level::Sealed) {
