@@ -1224,7 +1224,7 @@ const PLANTED_VALUES: [&str; 6] = [
     PLANTED_EXTRA,
 ];
 
-/// A canonical record holding every member and a server-specific one.
+/// A canonical record holding every member, a server-specific one and a marking per field.
 fn full_record(key: &str, marking: &str) -> Value {
     json!({
         "key": key,
@@ -1235,10 +1235,14 @@ fn full_record(key: &str, marking: &str) -> Value {
         "stage_history": [{ "stage": "CHARGED", "date": "2024-02-01" }],
         "court": { "name": PLANTED_COURT, "type": "MILITARY" },
         "charges": [PLANTED_CHARGE],
-        "defendants": [{ "name": PLANTED_DEFENDANT, "status": "IN_CUSTODY" }],
+        "defendants": [{ "name": PLANTED_DEFENDANT, "status": "IN_CUSTODY", "marking": "CONFIDENTIEL" }],
         "next_hearing": "2026-06-02",
         "updated_at": "2025-11-02T10:00:00Z",
         "marking": marking,
+        "field_markings": {
+            "national_reference": "CONFIDENTIEL", "authority": "CONFIDENTIEL", "stage": "PUBLIC",
+            "court": "CONFIDENTIEL", "charges": "CONFIDENTIEL", "defendants": "CONFIDENTIEL"
+        },
         "x_note": PLANTED_EXTRA
     })
 }
@@ -1306,6 +1310,11 @@ fn holds_the_stage_only(p: &Proceedings, what: &str) {
     assert!(
         p.stage_history.is_empty() && p.charges.is_empty() && p.defendants.is_empty(),
         "{what}: {p:?}"
+    );
+    assert_eq!(
+        p.field_markings.keys().collect::<Vec<_>>(),
+        ["stage"],
+        "{what}: only the markings of the fields asked for"
     );
     let text = format!("{p:?}");
     for planted in PLANTED_VALUES {
@@ -1393,7 +1402,7 @@ async fn a_system_ignoring_fields_costs_bandwidth_only_nothing_outside_the_mask_
 }
 
 #[tokio::test]
-async fn the_reference_server_answers_only_the_fields_asked() {
+async fn the_reference_server_answers_only_the_fields_asked_with_their_markings() {
     let (_server, url) = reference_server(vec![full_record(MLI_CASE, "PUBLIC")], None).await;
     let answer: Value = reqwest::Client::new()
         .post(format!("{url}/lookup"))
@@ -1408,21 +1417,27 @@ async fn the_reference_server_answers_only_the_fields_asked() {
         answer,
         json!({ "records": [{
             "key": MLI_CASE, "marking": "PUBLIC", "stage": "CHARGED",
-            "national_stage": "Mise en accusation", "charges": [PLANTED_CHARGE]
+            "national_stage": "Mise en accusation", "charges": [PLANTED_CHARGE],
+            "field_markings": { "stage": "PUBLIC", "charges": "CONFIDENTIEL" }
         }] })
     );
 }
 
-/// A sealed record, and an open one marked CONFIDENTIEL.
+/// A sealed record, and an open one with a sealed field and a sealed defendant.
 fn sealed_records() -> Vec<Value> {
-    vec![
-        full_record(MLI_CASE, "scellé"),
-        full_record(CAF_CASE, "CONFIDENTIEL"),
-    ]
+    let mut sealed = full_record(MLI_CASE, "scellé");
+    sealed["defendants"][0]["marking"] = json!(null);
+    let mut parts = full_record(CAF_CASE, "CONFIDENTIEL");
+    parts["field_markings"]["court"] = json!("Sous scellés");
+    parts["defendants"] = json!([
+        { "name": PLANTED_DEFENDANT, "status": "IN_CUSTODY", "marking": "PROTECTED_WITNESS" },
+        { "name": "Accusé 2", "status": "AT_LARGE", "marking": "CONFIDENTIEL" }
+    ]);
+    vec![sealed, parts]
 }
 
 #[tokio::test]
-async fn a_sealed_record_reaches_neither_the_answer_nor_the_cache() {
+async fn sealed_records_fields_and_defendants_reach_neither_the_answer_nor_the_cache() {
     let (server, url) = reference_server(sealed_records(), None).await;
     let dir = connectors_dir(&[("mli-sealed", protocol_file("MLI", &url, "retries = 0", ""))]);
     let handle = built(dir.path(), "mli-sealed").await;
@@ -1439,6 +1454,39 @@ async fn a_sealed_record_reaches_neither_the_answer_nor_the_cache() {
             "round {round}: the key and that a sealed record exists, nothing else"
         );
         assert!(sealed.proceedings.sealed);
+
+        let parts = &found(&lookups, CAF_CASE).proceedings;
+        assert!(
+            parts.sealed_parts && !parts.sealed,
+            "round {round}: {parts:?}"
+        );
+        assert_eq!(
+            parts.court, None,
+            "round {round}: the sealed court is emptied"
+        );
+        assert!(!parts.field_markings.contains_key("court"));
+        assert_eq!(
+            parts.field_markings["charges"], "CONFIDENTIEL",
+            "other markings stay"
+        );
+        assert_eq!(parts.marking.as_deref(), Some("CONFIDENTIEL"));
+        assert_eq!(
+            parts.charges,
+            [PLANTED_CHARGE],
+            "what is not sealed is served"
+        );
+        let names: Vec<_> = parts
+            .defendants
+            .iter()
+            .filter_map(|d| d.name.as_deref())
+            .collect();
+        assert_eq!(
+            names,
+            ["Accusé 2"],
+            "round {round}: the protected witness is removed"
+        );
+        assert_eq!(parts.defendants[0].marking.as_deref(), Some("CONFIDENTIEL"));
+
         let text = format!("{:?}", sealed.proceedings);
         for planted in PLANTED_VALUES {
             assert!(
@@ -1446,19 +1494,13 @@ async fn a_sealed_record_reaches_neither_the_answer_nor_the_cache() {
                 "round {round}: `{planted}` served: {text}"
             );
         }
-
-        let open = &found(&lookups, CAF_CASE).proceedings;
-        assert!(!open.sealed, "round {round}: {open:?}");
-        assert_eq!(
-            open.marking.as_deref(),
-            Some("CONFIDENTIEL"),
-            "kept for the schema layer"
-        );
-        assert_eq!(
-            open.charges,
-            [PLANTED_CHARGE],
-            "an open record is served in full"
-        );
+        let text = format!("{parts:?}");
+        for planted in [PLANTED_COURT, PLANTED_DEFENDANT] {
+            assert!(
+                !text.contains(planted),
+                "round {round}: `{planted}` served: {text}"
+            );
+        }
     }
     assert_eq!(
         server.received().len(),
@@ -1468,6 +1510,16 @@ async fn a_sealed_record_reaches_neither_the_answer_nor_the_cache() {
 
     let (cached, _) = handle.runtime.cached(MLI_CASE).await.expect("cached");
     assert_eq!(cached, Proceedings::withheld(MLI_CASE));
+    let (cached, _) = handle.runtime.cached(CAF_CASE).await.expect("cached");
+    let text = format!("{cached:?}");
+    for planted in [
+        PLANTED_COURT,
+        PLANTED_DEFENDANT,
+        "Sous scellés",
+        "PROTECTED_WITNESS",
+    ] {
+        assert!(!text.contains(planted), "`{planted}` cached: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1511,9 +1563,7 @@ async fn connector_test_shows_the_host_state_its_own_sealed_record_and_says_the_
 
     let out = run(CAF_CASE).await.expect("run connector test");
     let text = text_of(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(
-        !text.contains("sealed:"),
-        "nothing of an open record is withheld: {text}"
-    );
+    assert!(text.contains("sealed: field court"), "{text}");
+    assert!(text.contains("sealed: defendant 1"), "{text}");
+    assert!(!text.contains("defendant 2 —"), "{text}");
 }

@@ -524,7 +524,22 @@ impl ConnectorRuntime {
         {
             return vec!["the whole record".to_string()];
         }
-        Vec::new()
+        let fields = p
+            .field_markings
+            .iter()
+            .filter(|(_, m)| self.sealing.is_sealed(m))
+            .map(|(name, _)| format!("field {name}"));
+        let defendants = p
+            .defendants
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.marking
+                    .as_deref()
+                    .is_some_and(|m| self.sealing.is_sealed(m))
+            })
+            .map(|(i, _)| format!("defendant {}", i + 1));
+        fields.chain(defendants).collect()
     }
 
     /// Test support: the record cached for `key` as the cache holds it (mapped, SEALED content

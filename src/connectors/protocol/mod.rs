@@ -6,7 +6,9 @@ pub mod reference;
 
 use super::config::MatchBy;
 use super::error::ConnectorError;
-use super::mapping::{DefendantsMapping, Mapping, MappingConfig, StageHistoryMapping};
+use super::mapping::{
+    DefendantsMapping, FieldMarkingsMapping, Mapping, MappingConfig, StageHistoryMapping,
+};
 use super::model::{CaseStage, CourtType, DefendantStatus, FieldMask};
 use super::upstream::Upstream;
 use super::{Connector, Fetched};
@@ -94,10 +96,22 @@ pub fn canonical_mapping() -> Mapping {
             in_absentia: Some("/in_absentia".into()),
             verdict: Some("/verdict".into()),
             sentence: Some("/sentence".into()),
+            marking: Some("/marking".into()),
         }),
         next_hearing: Some("/next_hearing".into()),
         updated_at: Some("/updated_at".into()),
         marking: Some("/marking".into()),
+        field_markings: FieldMarkingsMapping {
+            national_reference: Some("/field_markings/national_reference".into()),
+            authority: Some("/field_markings/authority".into()),
+            stage: Some("/field_markings/stage".into()),
+            stage_history: Some("/field_markings/stage_history".into()),
+            court: Some("/field_markings/court".into()),
+            charges: Some("/field_markings/charges".into()),
+            defendants: Some("/field_markings/defendants".into()),
+            next_hearing: Some("/field_markings/next_hearing".into()),
+            updated_at: Some("/field_markings/updated_at".into()),
+        },
         stages: CaseStage::ALL
             .iter()
             .map(|s| (s.as_str().to_string(), *s))
@@ -114,23 +128,27 @@ pub fn canonical_mapping() -> Mapping {
 }
 
 /// Whether a record member belongs to a lookup for `fields`: `key` and `marking` always,
-/// `national_stage` with `stage`, and the members named by the mask.
+/// `field_markings` (whose entries are cut separately), `national_stage` with `stage`, and the
+/// members named by the mask.
 fn member_asked(member: &str, fields: FieldMask) -> bool {
     match member {
-        "key" | "marking" => true,
+        "key" | "marking" | "field_markings" => true,
         "national_stage" => fields.has(FieldMask::STAGE),
         other => FieldMask::bit_of(other).is_some_and(|bit| fields.has(bit)),
     }
 }
 
-/// Cuts a record down to what a lookup for `fields` asked for (see [`member_asked`]). A server
-/// that ignores `fields` and answers everything costs bandwidth only: the rest goes no further
-/// than this function.
+/// Cuts a record down to what a lookup for `fields` asked for (see [`member_asked`]; entries
+/// of `field_markings` only for the fields asked). A server that ignores `fields` and answers
+/// everything costs bandwidth only: the rest goes no further than this function.
 pub fn strip_to_fields(record: &mut Value, fields: FieldMask) {
     let Value::Object(members) = record else {
         return;
     };
     members.retain(|member, _| member_asked(member, fields));
+    if let Some(Value::Object(markings)) = members.get_mut("field_markings") {
+        markings.retain(|name, _| FieldMask::bit_of(name).is_some_and(|bit| fields.has(bit)));
+    }
 }
 
 /// A protocol client.
@@ -232,11 +250,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_is_cut_down_to_the_members_of_the_fields_asked() {
+    fn a_record_is_cut_down_to_the_members_and_markings_of_the_fields_asked() {
         let mut record = json!({
             "key": "UNMISS-20240305", "marking": "RESTRICTED", "national_reference": "SSD/1",
             "stage": "CHARGED", "national_stage": "Committed", "charges": ["murder"],
-            "defendants": [{"name": "D1"}], "x_internal": 7
+            "defendants": [{"name": "D1", "marking": "CONFIDENTIAL"}], "x_internal": 7,
+            "field_markings": {"charges": "CONFIDENTIAL", "national_reference": "SECRET"}
         });
         strip_to_fields(
             &mut record,
@@ -246,7 +265,8 @@ mod tests {
             record,
             json!({
                 "key": "UNMISS-20240305", "marking": "RESTRICTED", "stage": "CHARGED",
-                "national_stage": "Committed", "defendants": [{"name": "D1"}]
+                "national_stage": "Committed", "defendants": [{"name": "D1", "marking": "CONFIDENTIAL"}],
+                "field_markings": {}
             })
         );
         let mut everything = json!({"key": "K", "court": {"name": "C"}, "x_internal": 7});
