@@ -216,8 +216,11 @@ impl GatewayBuilder {
         } else {
             None
         };
-        let access = schema::access_for(load_policy(&config.access)?)?;
-        let connectors = load_connectors(&config.connectors.dir).await?;
+        // The policy says which source markings are SEALED; the connectors drop that content
+        // before their cache, so the policy is loaded first.
+        let policy = load_policy(&config.access)?;
+        let connectors = load_connectors(&config.connectors.dir, sealing_of(&policy)).await?;
+        let access = schema::access_for(policy)?;
         let audit = if config.access.audit {
             access::audit::start(Arc::clone(&store)).await?
         } else {
@@ -281,6 +284,14 @@ fn store_is_shared(config: &config::Config) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// The connectors' rule for SEALED content, from the policy: a source marking is SEALED when the
+/// policy's `[markings]` table gives it that level (ignoring case; an unknown marking counts as
+/// RESTRICTED, so it is kept for the schema layer, which then restricts it).
+pub fn sealing_of(policy: &access::Policy) -> connectors::Sealing {
+    let policy = policy.clone();
+    connectors::Sealing::new(move |marking| policy.marking_level(marking) == access::Level::Sealed)
+}
+
 /// The cursor MAC key: derived from the configured secret, or random for this process.
 fn cursor_key(secret: Option<&secrecy::SecretString>) -> [u8; 32] {
     use secrecy::ExposeSecret;
@@ -297,7 +308,10 @@ fn cursor_key(secret: Option<&secrecy::SecretString>) -> [u8; 32] {
 
 /// Loads the connectors of `dir`; an empty setting means none, a missing folder is skipped
 /// with a warning, an invalid file stops the start.
-async fn load_connectors(dir: &str) -> Result<connectors::Connectors, GatewayError> {
+async fn load_connectors(
+    dir: &str,
+    sealing: connectors::Sealing,
+) -> Result<connectors::Connectors, GatewayError> {
     if dir.trim().is_empty() {
         return Ok(connectors::Connectors::none());
     }
@@ -306,5 +320,5 @@ async fn load_connectors(dir: &str) -> Result<connectors::Connectors, GatewayErr
         tracing::warn!(dir, "No connectors folder: national proceedings are off");
         return Ok(connectors::Connectors::none());
     }
-    Ok(connectors::load_and_build(path).await?)
+    Ok(connectors::load_and_build(path, sealing).await?)
 }

@@ -491,7 +491,11 @@ async fn connector_test(
             ids.join(", ")
         );
     };
-    let handle = connectors::build(loaded).await?;
+    // The same SEALED rule as the gateway's, for the "withheld" lines below; the raw answer and
+    // the mapped records are still shown in full: this is the state's own data on its own
+    // operator's command line, and nothing of it is cached.
+    let policy = casegraph::load_policy(&config.access)?;
+    let handle = connectors::build(loaded, casegraph::sealing_of(&policy)).await?;
     println!(
         "Connector {} — {} (kind {}, host states {}, matching by {:?})",
         handle.id,
@@ -525,6 +529,11 @@ async fn connector_test(
         );
         for m in &mapping.missing {
             println!("  missing: {m} — the pointer found nothing in this record");
+        }
+        for part in &mapping.sealed {
+            println!(
+                "  sealed: {part} — marked SEALED: the gateway drops it before its cache and shows only that restricted content exists"
+            );
         }
         for (field, label) in &mapping.unmapped {
             failed = true;

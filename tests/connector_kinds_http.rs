@@ -87,7 +87,8 @@ async fn connector(text: &str) -> (ConnectorHandle, tempfile::TempDir) {
     std::fs::write(dir.path().join("justice-test.toml"), text).expect("write the connector file");
     let loaded =
         load_dir(dir.path()).unwrap_or_else(|e| panic!("the connector file is valid, but:\n{e}"));
-    let handle = build(&loaded[0])
+    let policy = casegraph::load_policy(&Default::default()).expect("the bundled policy loads");
+    let handle = build(&loaded[0], casegraph::sealing_of(&policy))
         .await
         .unwrap_or_else(|e| panic!("the connector builds, but: {e}"));
     (handle, dir)
@@ -673,6 +674,129 @@ fn an_unknown_key_in_a_rest_table_is_reported_by_the_loader() {
     assert_eq!(
         located,
         vec![(line_of(&text, "methode"), "rest.single.methode".to_string())],
+        "{rendered}"
+    );
+}
+
+// ---------- markings of single fields and of defendants ----------
+
+/// A national record marking its court "sous scellés" (SEALED in the bundled policy), its
+/// charges "confidentiel", one defendant "scellé" and another "confidentiel".
+fn marked_dossier(key: &str) -> Value {
+    json!({
+        "reference_onu": key, "numero": "RP-7/2021", "etape": "information judiciaire",
+        "diffusion": "restreinte",
+        "juridiction": { "nom": "PLANTED-COURT Tribunal militaire", "diffusion": "sous scellés" },
+        "chefs": ["assassinat"], "diffusion_chefs": "Confidentiel",
+        "accuses": [
+            { "nom": "PLANTED-WITNESS Temoin protege", "diffusion": "Scellé" },
+            { "nom": "Accusé 2", "diffusion": "CONFIDENTIEL" },
+            { "nom": "Accusé 3" }
+        ]
+    })
+}
+
+/// The `[mapping]` of both kinds below, with its markings.
+const MARKED_MAPPING: &str = r#"
+national_reference = "/numero"
+stage = "/etape"
+court_name = "/juridiction/nom"
+charges = "/chefs"
+marking = "/diffusion"
+defendants = { list = "/accuses", name = "/nom", marking = "/diffusion" }
+
+[mapping.field_markings]
+court = "/juridiction/diffusion"
+charges = "/diffusion_chefs"
+"#;
+
+/// What both kinds must make of [`marked_dossier`].
+#[track_caller]
+fn assert_marked(found: &HashMap<String, Lookup>, key: &str) {
+    let Some(Lookup::Found(served)) = found.get(key) else {
+        panic!("{key} should be found, got {found:?}")
+    };
+    let p = &served.proceedings;
+    assert!(p.sealed_parts && !p.sealed, "{p:?}");
+    assert_eq!(p.marking.as_deref(), Some("restreinte"));
+    assert_eq!(p.court, None, "the sealed court is emptied");
+    assert_eq!(p.charges, ["assassinat"]);
+    assert_eq!(
+        p.field_markings,
+        [("charges".to_string(), "Confidentiel".to_string())].into(),
+        "a kept marking is given as the source wrote it"
+    );
+    let defendants: Vec<(Option<&str>, Option<&str>)> = p
+        .defendants
+        .iter()
+        .map(|d| (d.name.as_deref(), d.marking.as_deref()))
+        .collect();
+    assert_eq!(
+        defendants,
+        [
+            (Some("Accusé 2"), Some("CONFIDENTIEL")),
+            (Some("Accusé 3"), None)
+        ],
+        "the sealed defendant is removed"
+    );
+    assert!(!format!("{p:?}").contains("PLANTED"), "{p:?}");
+}
+
+#[tokio::test]
+async fn a_rest_mapping_reads_markings_of_fields_and_defendants_and_drops_the_sealed_ones() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/dossiers"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "dossiers": [marked_dossier("MINUSMA-0001")] })),
+        )
+        .mount(&server)
+        .await;
+    let text = format!(
+        "{}\n[rest]\nbase_url = \"{}\"\n[rest.batch]\nmethod = \"GET\"\npath = \"/dossiers\"\nquery = {{ refs = \"$keys\" }}\n\n[mapping]\nrecords = \"/dossiers\"\nkey = \"/reference_onu\"\n{MARKED_MAPPING}{STAGES}",
+        header("rest", ""),
+        server.uri()
+    );
+    let (handle, _dir) = connector(&text).await;
+    let found = handle.runtime.lookup(&["MINUSMA-0001".to_string()]).await;
+    assert_marked(&found, "MINUSMA-0001");
+}
+
+#[tokio::test]
+async fn a_graphql_mapping_reads_markings_of_fields_and_defendants_and_drops_the_sealed_ones() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({ "data": { "dossiers": [marked_dossier("MONUSCO-0001")] } })),
+        )
+        .mount(&server)
+        .await;
+    let text = format!(
+        "{}\n[graphql]\nendpoint = \"{}/graphql\"\nquery = \"query D($refs: [String!]!) {{ dossiers(refs: $refs) {{ reference_onu }} }}\"\nkeys_variable = \"refs\"\n\n[mapping]\nrecords = \"/data/dossiers\"\nkey = \"/reference_onu\"\n{MARKED_MAPPING}{STAGES}",
+        header("graphql", ""),
+        server.uri()
+    );
+    let (handle, _dir) = connector(&text).await;
+    let found = handle.runtime.lookup(&["MONUSCO-0001".to_string()]).await;
+    assert_marked(&found, "MONUSCO-0001");
+}
+
+#[test]
+fn a_field_marking_for_a_field_casegraph_does_not_have_is_refused_at_its_line() {
+    let text = format!(
+        "{}\n[rest]\nbase_url = \"https://api.justice.gouv.ml\"\n[rest.single]\npath = \"/dossiers/{{key}}\"\n\n[mapping]\nkey = \"/reference_onu\"\n\n[mapping.field_markings]\nvictimes = \"/diffusion_victimes\"\n",
+        header("rest", "")
+    );
+    let (rendered, located, _) = load_errors(&text);
+    assert_eq!(
+        located,
+        vec![(
+            line_of(&text, "victimes ="),
+            "mapping.field_markings.victimes".to_string()
+        )],
         "{rendered}"
     );
 }

@@ -6,7 +6,7 @@
 
 mod common;
 
-use casegraph::connectors::model::{CaseStage, FreshnessState, Mapped};
+use casegraph::connectors::model::{CaseStage, FieldMask, FreshnessState, Mapped, Proceedings};
 use casegraph::connectors::protocol::reference::ReferenceServer;
 use casegraph::connectors::{self, ConnectorErrorKind, ConnectorHandle, HealthState, Lookup};
 use common::{try_spawn, AppOptions, TestApp};
@@ -182,9 +182,15 @@ async fn built(dir: &Path, id: &str) -> ConnectorHandle {
         .iter()
         .find(|f| f.id == id)
         .expect("the connector is in the folder");
-    connectors::build(loaded)
+    connectors::build(loaded, policy_sealing())
         .await
         .expect("the connector builds")
+}
+
+/// The SEALED rule of the bundled policy, as the gateway builds its connectors with.
+fn policy_sealing() -> connectors::Sealing {
+    let policy = casegraph::load_policy(&Default::default()).expect("the bundled policy loads");
+    casegraph::sealing_of(&policy)
 }
 
 // ---------- queries and assertions ----------
@@ -1194,8 +1200,370 @@ async fn every_example_connector_file_loads_and_builds() {
         "every *.toml in connectors/ is a connector file"
     );
     for loaded in &files {
-        if let Err(e) = connectors::build(loaded).await {
+        if let Err(e) = connectors::build(loaded, policy_sealing()).await {
             panic!("{}: {e}", loaded.path.display());
         }
     }
+}
+
+// ---------- 11. the gateway keeps only what it asked for, and nothing SEALED ----------
+
+/// Values that only a full record holds: finding one outside its field is a leak.
+const PLANTED_NATREF: &str = "RP-PLANTED-NATREF-31";
+const PLANTED_AUTHORITY: &str = "PLANTED-AUTHORITY Juge d'instruction";
+const PLANTED_COURT: &str = "PLANTED-COURT Tribunal militaire";
+const PLANTED_CHARGE: &str = "PLANTED-CHARGE atteinte a la surete";
+const PLANTED_DEFENDANT: &str = "PLANTED-DEFENDANT Ag Planted";
+const PLANTED_EXTRA: &str = "PLANTED-EXTRA member of the server's own";
+const PLANTED_VALUES: [&str; 6] = [
+    PLANTED_NATREF,
+    PLANTED_AUTHORITY,
+    PLANTED_COURT,
+    PLANTED_CHARGE,
+    PLANTED_DEFENDANT,
+    PLANTED_EXTRA,
+];
+
+/// A canonical record holding every member, a server-specific one and a marking per field.
+fn full_record(key: &str, marking: &str) -> Value {
+    json!({
+        "key": key,
+        "national_reference": PLANTED_NATREF,
+        "authority": PLANTED_AUTHORITY,
+        "stage": "CHARGED",
+        "national_stage": "Mise en accusation",
+        "stage_history": [{ "stage": "CHARGED", "date": "2024-02-01" }],
+        "court": { "name": PLANTED_COURT, "type": "MILITARY" },
+        "charges": [PLANTED_CHARGE],
+        "defendants": [{ "name": PLANTED_DEFENDANT, "status": "IN_CUSTODY", "marking": "CONFIDENTIEL" }],
+        "next_hearing": "2026-06-02",
+        "updated_at": "2025-11-02T10:00:00Z",
+        "marking": marking,
+        "field_markings": {
+            "national_reference": "CONFIDENTIEL", "authority": "CONFIDENTIEL", "stage": "PUBLIC",
+            "court": "CONFIDENTIEL", "charges": "CONFIDENTIEL", "defendants": "CONFIDENTIEL"
+        },
+        "x_note": PLANTED_EXTRA
+    })
+}
+
+/// A protocol server that ignores `fields` and answers every record in full; it keeps the
+/// bodies of the lookups it received.
+async fn server_ignoring_fields() -> (Arc<Mutex<Vec<Value>>>, String) {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let router = axum::Router::new()
+        .route(
+            "/lookup",
+            axum::routing::post(
+                |axum::extract::State(received): axum::extract::State<Arc<Mutex<Vec<Value>>>>,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    let records: Vec<Value> = body["keys"]
+                        .as_array()
+                        .expect("keys")
+                        .iter()
+                        .map(|k| full_record(k.as_str().expect("a key"), "PUBLIC"))
+                        .collect();
+                    received.lock().expect("lock").push(body);
+                    axum::Json(json!({ "records": records }))
+                },
+            ),
+        )
+        .with_state(Arc::clone(&received));
+    let addr = serve(router).await;
+    (received, format!("http://{addr}"))
+}
+
+fn found(
+    lookups: &std::collections::HashMap<String, Lookup>,
+    key: &str,
+) -> Arc<connectors::Served> {
+    match lookups.get(key) {
+        Some(Lookup::Found(served)) => Arc::clone(served),
+        other => panic!("{key} should be found, got {other:?}"),
+    }
+}
+
+/// Asserts that `p` holds nothing of the full record outside the stage.
+#[track_caller]
+fn holds_the_stage_only(p: &Proceedings, what: &str) {
+    assert_eq!(
+        p.stage,
+        Some(Mapped::Known(CaseStage::Charged)),
+        "{what}: {p:?}"
+    );
+    assert_eq!(
+        p.national_stage.as_deref(),
+        Some("Mise en accusation"),
+        "{what}"
+    );
+    assert_eq!(
+        (
+            &p.national_reference,
+            &p.authority,
+            &p.court,
+            &p.next_hearing,
+            &p.source_updated_at
+        ),
+        (&None, &None, &None, &None, &None),
+        "{what}: {p:?}"
+    );
+    assert!(
+        p.stage_history.is_empty() && p.charges.is_empty() && p.defendants.is_empty(),
+        "{what}: {p:?}"
+    );
+    assert_eq!(
+        p.field_markings.keys().collect::<Vec<_>>(),
+        ["stage"],
+        "{what}: only the markings of the fields asked for"
+    );
+    let text = format!("{p:?}");
+    for planted in PLANTED_VALUES {
+        assert!(!text.contains(planted), "{what}: `{planted}` kept: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_system_ignoring_fields_costs_bandwidth_only_nothing_outside_the_mask_is_served_or_cached(
+) {
+    let (received, url) = server_ignoring_fields().await;
+    let dir = connectors_dir(&[("mli-verbose", protocol_file("MLI", &url, "retries = 0", ""))]);
+    let handle = built(dir.path(), "mli-verbose").await;
+    let key = MLI_CASE.to_string();
+    let stage_only = FieldMask(FieldMask::STAGE);
+
+    let first = handle
+        .runtime
+        .lookup_fields(std::slice::from_ref(&key), stage_only)
+        .await;
+    let served = found(&first, MLI_CASE);
+    assert_eq!(served.freshness, FreshnessState::Live);
+    holds_the_stage_only(&served.proceedings, "the live answer");
+    {
+        let received = received.lock().expect("lock");
+        assert_eq!(received.len(), 1);
+        assert_eq!(
+            received[0]["fields"],
+            json!(["stage"]),
+            "the client asked for the stage only"
+        );
+    }
+    let (cached, fields) = handle.runtime.cached(MLI_CASE).await.expect("cached");
+    assert_eq!(
+        fields, stage_only,
+        "the entry claims the fields it was fetched for"
+    );
+    holds_the_stage_only(&cached, "the cache entry");
+
+    let second = handle
+        .runtime
+        .lookup_fields(std::slice::from_ref(&key), stage_only)
+        .await;
+    let served = found(&second, MLI_CASE);
+    assert_eq!(served.freshness, FreshnessState::Cached);
+    holds_the_stage_only(&served.proceedings, "the cached answer");
+    assert_eq!(
+        received.lock().expect("lock").len(),
+        1,
+        "served from the cache"
+    );
+
+    let wider = FieldMask(FieldMask::STAGE | FieldMask::CHARGES);
+    let third = handle
+        .runtime
+        .lookup_fields(std::slice::from_ref(&key), wider)
+        .await;
+    let served = found(&third, MLI_CASE);
+    assert_eq!(
+        served.freshness,
+        FreshnessState::Live,
+        "a wider lookup goes upstream"
+    );
+    assert_eq!(received.lock().expect("lock").len(), 2);
+    assert_eq!(
+        received.lock().expect("lock")[1]["fields"],
+        json!(["stage", "charges"])
+    );
+    assert_eq!(served.proceedings.charges, [PLANTED_CHARGE]);
+    assert!(
+        served.proceedings.court.is_none() && served.proceedings.defendants.is_empty(),
+        "{:?}",
+        served.proceedings
+    );
+
+    // The wider entry serves a narrower lookup with the narrower fields only.
+    let fourth = handle
+        .runtime
+        .lookup_fields(std::slice::from_ref(&key), stage_only)
+        .await;
+    let served = found(&fourth, MLI_CASE);
+    assert_eq!(served.freshness, FreshnessState::Cached);
+    holds_the_stage_only(&served.proceedings, "a narrow answer from a wider entry");
+    assert_eq!(received.lock().expect("lock").len(), 2);
+}
+
+#[tokio::test]
+async fn the_reference_server_answers_only_the_fields_asked_with_their_markings() {
+    let (_server, url) = reference_server(vec![full_record(MLI_CASE, "PUBLIC")], None).await;
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/lookup"))
+        .json(&json!({ "match_by": "un_reference", "keys": [MLI_CASE], "fields": ["stage", "charges"] }))
+        .send()
+        .await
+        .expect("the reference server answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        answer,
+        json!({ "records": [{
+            "key": MLI_CASE, "marking": "PUBLIC", "stage": "CHARGED",
+            "national_stage": "Mise en accusation", "charges": [PLANTED_CHARGE],
+            "field_markings": { "stage": "PUBLIC", "charges": "CONFIDENTIEL" }
+        }] })
+    );
+}
+
+/// A sealed record, and an open one with a sealed field and a sealed defendant.
+fn sealed_records() -> Vec<Value> {
+    let mut sealed = full_record(MLI_CASE, "scellé");
+    sealed["defendants"][0]["marking"] = json!(null);
+    let mut parts = full_record(CAF_CASE, "CONFIDENTIEL");
+    parts["field_markings"]["court"] = json!("Sous scellés");
+    parts["defendants"] = json!([
+        { "name": PLANTED_DEFENDANT, "status": "IN_CUSTODY", "marking": "PROTECTED_WITNESS" },
+        { "name": "Accusé 2", "status": "AT_LARGE", "marking": "CONFIDENTIEL" }
+    ]);
+    vec![sealed, parts]
+}
+
+#[tokio::test]
+async fn sealed_records_fields_and_defendants_reach_neither_the_answer_nor_the_cache() {
+    let (server, url) = reference_server(sealed_records(), None).await;
+    let dir = connectors_dir(&[("mli-sealed", protocol_file("MLI", &url, "retries = 0", ""))]);
+    let handle = built(dir.path(), "mli-sealed").await;
+    let keys = [MLI_CASE.to_string(), CAF_CASE.to_string()];
+
+    for (round, freshness) in [(1, FreshnessState::Live), (2, FreshnessState::Cached)] {
+        let lookups = handle.runtime.lookup(&keys).await;
+
+        let sealed = found(&lookups, MLI_CASE);
+        assert_eq!(sealed.freshness, freshness, "round {round}");
+        assert_eq!(
+            sealed.proceedings,
+            Proceedings::withheld(MLI_CASE),
+            "round {round}: the key and that a sealed record exists, nothing else"
+        );
+        assert!(sealed.proceedings.sealed);
+
+        let parts = &found(&lookups, CAF_CASE).proceedings;
+        assert!(
+            parts.sealed_parts && !parts.sealed,
+            "round {round}: {parts:?}"
+        );
+        assert_eq!(
+            parts.court, None,
+            "round {round}: the sealed court is emptied"
+        );
+        assert!(!parts.field_markings.contains_key("court"));
+        assert_eq!(
+            parts.field_markings["charges"], "CONFIDENTIEL",
+            "other markings stay"
+        );
+        assert_eq!(parts.marking.as_deref(), Some("CONFIDENTIEL"));
+        assert_eq!(
+            parts.charges,
+            [PLANTED_CHARGE],
+            "what is not sealed is served"
+        );
+        let names: Vec<_> = parts
+            .defendants
+            .iter()
+            .filter_map(|d| d.name.as_deref())
+            .collect();
+        assert_eq!(
+            names,
+            ["Accusé 2"],
+            "round {round}: the protected witness is removed"
+        );
+        assert_eq!(parts.defendants[0].marking.as_deref(), Some("CONFIDENTIEL"));
+
+        let text = format!("{:?}", sealed.proceedings);
+        for planted in PLANTED_VALUES {
+            assert!(
+                !text.contains(planted),
+                "round {round}: `{planted}` served: {text}"
+            );
+        }
+        let text = format!("{parts:?}");
+        for planted in [PLANTED_COURT, PLANTED_DEFENDANT] {
+            assert!(
+                !text.contains(planted),
+                "round {round}: `{planted}` served: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        server.received().len(),
+        1,
+        "the second round came from the cache"
+    );
+
+    let (cached, _) = handle.runtime.cached(MLI_CASE).await.expect("cached");
+    assert_eq!(cached, Proceedings::withheld(MLI_CASE));
+    let (cached, _) = handle.runtime.cached(CAF_CASE).await.expect("cached");
+    let text = format!("{cached:?}");
+    for planted in [
+        PLANTED_COURT,
+        PLANTED_DEFENDANT,
+        "Sous scellés",
+        "PROTECTED_WITNESS",
+    ] {
+        assert!(!text.contains(planted), "`{planted}` cached: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_test_shows_the_host_state_its_own_sealed_record_and_says_the_gateway_withholds_it(
+) {
+    let (_server, url) = reference_server(sealed_records(), None).await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let folder = tmp.path().join("connectors");
+    std::fs::create_dir(&folder).expect("connectors folder");
+    std::fs::write(
+        folder.join("mli-sealed.toml"),
+        protocol_file("MLI", &url, "", ""),
+    )
+    .expect("write");
+    let config = gateway_config(tmp.path(), &folder);
+    let config = config.to_str().expect("UTF-8 path");
+    let run = |reference: &'static str| {
+        casegraph(
+            &[
+                "connector",
+                "test",
+                "mli-sealed",
+                "--reference",
+                reference,
+                "--config",
+                config,
+            ],
+            &[],
+        )
+        .output()
+    };
+
+    let out = run(MLI_CASE).await.expect("run connector test");
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(PLANTED_CHARGE),
+        "the raw answer, in full: {text}"
+    );
+    assert!(text.contains("sealed: the whole record"), "{text}");
+
+    let out = run(CAF_CASE).await.expect("run connector test");
+    let text = text_of(&out);
+    assert!(text.contains("sealed: field court"), "{text}");
+    assert!(text.contains("sealed: defendant 1"), "{text}");
+    assert!(!text.contains("defendant 2 —"), "{text}");
 }

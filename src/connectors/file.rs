@@ -1173,6 +1173,7 @@ mod tests {
     use crate::connectors::model::{CaseStage, CourtType, DefendantStatus, Mapped};
     use crate::connectors::runtime::{ConnectorRuntime, Lookup};
     use crate::connectors::runtime_config::RuntimeConfig;
+    use crate::connectors::sealing::Sealing;
     use std::time::Instant;
 
     /// How long a test waits for the poller (poll_secs = 1) before failing.
@@ -1195,7 +1196,12 @@ mod tests {
                 in_absentia: Some("/par_defaut".into()),
                 verdict: None,
                 sentence: None,
+                marking: Some("/diffusion".into()),
             }),
+            field_markings: crate::connectors::mapping::FieldMarkingsMapping {
+                court: Some("/juridiction/diffusion".into()),
+                ..Default::default()
+            },
             stages: [
                 (
                     "Information judiciaire".to_string(),
@@ -1305,6 +1311,7 @@ MINUSCA-20170508;RP-3/2017;renvoi devant la cour d'assises;Cour d'assises de Ban
             Arc::new(c),
             french_mapping(),
             RuntimeConfig::default(),
+            Sealing::markings(&["SCELLÉ"]),
         );
         let keys = ["MINUSMA-20150528", "MINUSCA-20170508", "MINUSMA-20990101"].map(String::from);
         let found = runtime.lookup(&keys).await;
@@ -1348,6 +1355,43 @@ MINUSCA-20170508;RP-3/2017;renvoi devant la cour d'assises;Cour d'assises de Ban
             matches!(found.get("MINUSMA-20990101"), Some(Lookup::NotKnown)),
             "{found:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn csv_columns_mark_a_field_and_a_defendant_and_sealed_ones_never_reach_the_cache() {
+        let (dir, depot) = depot();
+        let text = "\
+numero_onu;etape;juridiction.nom;juridiction.diffusion;chefs;accuses[].nom;accuses[].situation;accuses[].diffusion
+MINUSCA-20170508;Information judiciaire;Tribunal PLANTED-COURT;scellé;assassinat;A. Ouvert;Détenu;
+MINUSCA-20170508;;;;;B. Confidentiel;Détenu;CONFIDENTIEL
+MINUSCA-20170508;;;;;C. PLANTED-DEFENDANT;Détenu;Scellé
+";
+        std::fs::write(depot.join("export.csv"), text).expect("write");
+        let runtime = ConnectorRuntime::new(
+            "caf-fichiers",
+            Arc::new(connector(&dir, csv_config("depot"))),
+            french_mapping(),
+            RuntimeConfig::default(),
+            Sealing::markings(&["SCELLÉ"]),
+        );
+        let key = "MINUSCA-20170508".to_string();
+        let found = runtime.lookup(std::slice::from_ref(&key)).await;
+        let Some(Lookup::Found(served)) = found.get(&key) else {
+            panic!("{found:?}")
+        };
+        let p = &served.proceedings;
+        assert_eq!(p.court, None, "the sealed court is emptied");
+        assert!(p.sealed_parts && !p.sealed, "{p:?}");
+        let names: Vec<_> = p.defendants.iter().filter_map(|d| d.name.clone()).collect();
+        assert_eq!(names, ["A. Ouvert", "B. Confidentiel"]);
+        assert_eq!(p.defendants[0].marking, None);
+        assert_eq!(p.defendants[1].marking.as_deref(), Some("CONFIDENTIEL"));
+        assert_eq!(p.charges, ["assassinat"], "unmarked fields are kept");
+        let (cached, _) = runtime.cached(&key).await.expect("cached");
+        let cached = format!("{cached:?}");
+        for planted in ["PLANTED-COURT", "PLANTED-DEFENDANT", "scellé", "Scellé"] {
+            assert!(!cached.contains(planted), "{planted} cached: {cached}");
+        }
     }
 
     #[tokio::test]

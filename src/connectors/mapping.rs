@@ -3,7 +3,8 @@
 //! onto the canonical vocabulary. Unmapped labels are kept and reported, never dropped.
 
 use super::model::{
-    CaseStage, Court, CourtType, Defendant, DefendantStatus, Mapped, Proceedings, StageEntry,
+    CaseStage, Court, CourtType, Defendant, DefendantStatus, FieldMask, Mapped, Proceedings,
+    StageEntry,
 };
 use crate::config::Validation;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -43,6 +44,60 @@ pub struct DefendantsMapping {
     pub verdict: Option<String>,
     /// Pointer to the sentence.
     pub sentence: Option<String>,
+    /// Pointer, inside one defendant, to your own confidentiality marking of that defendant,
+    /// e.g. "/diffusion". A defendant marked with a SEALED marking (see the `[markings]` table
+    /// of CaseGraph's policy, e.g. "SCELLÉ") is removed before CaseGraph keeps anything; another
+    /// marking (e.g. "CONFIDENTIEL") restricts who sees that defendant.
+    #[serde(default)]
+    pub marking: Option<String>,
+}
+
+/// Where your own confidentiality markings of single fields are, one pointer per field (inside
+/// a record, like the other pointers). A field marked with a SEALED marking (e.g. "SCELLÉ") is
+/// emptied before CaseGraph keeps anything; another marking (e.g. "CONFIDENTIEL") restricts who
+/// sees that field. A marking of the whole record is `marking`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(default)]
+#[schemars(deny_unknown_fields)]
+pub struct FieldMarkingsMapping {
+    /// Pointer to the marking of the national reference, e.g. "/diffusion_champs/numero".
+    pub national_reference: Option<String>,
+    /// Pointer to the marking of the authority in charge.
+    pub authority: Option<String>,
+    /// Pointer to the marking of the current stage (canonical and national wording).
+    pub stage: Option<String>,
+    /// Pointer to the marking of the stage history.
+    pub stage_history: Option<String>,
+    /// Pointer to the marking of the court (name and kind), e.g. "/juridiction/diffusion".
+    pub court: Option<String>,
+    /// Pointer to the marking of the charges.
+    pub charges: Option<String>,
+    /// Pointer to the marking of the whole list of defendants (one defendant's own marking is
+    /// `defendants.marking`).
+    pub defendants: Option<String>,
+    /// Pointer to the marking of the next hearing date.
+    pub next_hearing: Option<String>,
+    /// Pointer to the marking of the date the record last changed.
+    pub updated_at: Option<String>,
+}
+
+impl FieldMarkingsMapping {
+    /// Each configured pointer with the protocol field name it marks.
+    pub fn pointers(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        [
+            ("national_reference", &self.national_reference),
+            ("authority", &self.authority),
+            ("stage", &self.stage),
+            ("stage_history", &self.stage_history),
+            ("court", &self.court),
+            ("charges", &self.charges),
+            ("defendants", &self.defendants),
+            ("next_hearing", &self.next_hearing),
+            ("updated_at", &self.updated_at),
+        ]
+        .into_iter()
+        .filter_map(|(name, p)| p.as_ref().map(|p| (name, p)))
+    }
 }
 
 /// `[mapping]` of a connector file.
@@ -82,8 +137,13 @@ pub struct MappingConfig {
     pub next_hearing: Option<String>,
     /// Pointer to when the source last changed the record.
     pub updated_at: Option<String>,
-    /// Pointer to the source's own confidentiality marking.
+    /// Pointer to the source's own confidentiality marking of the whole record. A record with a
+    /// SEALED marking (see the `[markings]` table of CaseGraph's policy, e.g. "SCELLÉ") is
+    /// dropped before CaseGraph keeps anything: only the fact that it exists is shown.
     pub marking: Option<String>,
+    /// Where your markings of single fields are (`[mapping.field_markings]`), e.g.
+    /// `court = "/juridiction/diffusion"`.
+    pub field_markings: FieldMarkingsMapping,
     /// National stage label → canonical stage (REPORTED, UNDER_INVESTIGATION, CHARGED, …).
     /// Labels match ignoring case, surrounding spaces and the kind of apostrophe.
     pub stages: BTreeMap<String, CaseStage>,
@@ -111,6 +171,9 @@ pub struct MappingReport {
     pub missing: Vec<String>,
     /// National labels with no canonical mapping: (field, label).
     pub unmapped: Vec<(String, String)>,
+    /// What the gateway withholds because its marking is SEALED ("the whole record",
+    /// "field court", "defendant 2"); filled by `connector test`.
+    pub sealed: Vec<String>,
 }
 
 /// Normalises a national label for table look-up.
@@ -265,6 +328,13 @@ impl Mapping {
             .and_then(text)
             .and_then(|s| parse_time(&s));
         let marking = get("marking", &c.marking).and_then(text);
+        let mut field_markings = BTreeMap::new();
+        for (name, p) in c.field_markings.pointers() {
+            // Most fields carry no marking of their own: an absent one is not reported missing.
+            if let Some(m) = record.pointer(p).and_then(text) {
+                field_markings.insert(name.to_string(), m);
+            }
+        }
         let stage = stage_label.as_deref().map(|l| self.stage(l));
         if let Some(Mapped::Unmapped(l)) = &stage {
             report.unmapped.push(("stage".into(), l.clone()));
@@ -363,6 +433,7 @@ impl Mapping {
                             in_absentia,
                             verdict: at(&d.verdict).and_then(text),
                             sentence: at(&d.sentence).and_then(text),
+                            marking: at(&d.marking).and_then(text),
                         });
                     }
                 }
@@ -383,6 +454,9 @@ impl Mapping {
                 next_hearing,
                 source_updated_at: updated_at,
                 marking,
+                field_markings,
+                sealed: false,
+                sealed_parts: false,
             },
             report,
         ))
@@ -420,6 +494,10 @@ impl MappingConfig {
                 check_pointer(v, &format!("mapping.{k}"), p, false);
             }
         }
+        for (name, p) in self.field_markings.pointers() {
+            debug_assert!(FieldMask::bit_of(name).is_some(), "a protocol field name");
+            check_pointer(v, &format!("mapping.field_markings.{name}"), p, false);
+        }
         if let Some(h) = &self.stage_history {
             check_pointer(v, "mapping.stage_history.list", &h.list, false);
             check_pointer(v, "mapping.stage_history.stage", &h.stage, false);
@@ -433,6 +511,7 @@ impl MappingConfig {
                 ("in_absentia", &d.in_absentia),
                 ("verdict", &d.verdict),
                 ("sentence", &d.sentence),
+                ("marking", &d.marking),
             ] {
                 if let Some(p) = p {
                     check_pointer(v, &format!("mapping.defendants.{k}"), p, false);
@@ -526,8 +605,15 @@ mod tests {
                 in_absentia: Some("/par_defaut".into()),
                 verdict: Some("/verdict".into()),
                 sentence: Some("/peine".into()),
+                marking: Some("/diffusion".into()),
             }),
             next_hearing: Some("/prochaine_audience".into()),
+            marking: Some("/diffusion".into()),
+            field_markings: FieldMarkingsMapping {
+                court: Some("/juridiction/diffusion".into()),
+                charges: Some("/diffusion_chefs".into()),
+                ..Default::default()
+            },
             stages: [
                 (
                     "Information judiciaire".to_string(),
@@ -556,7 +642,7 @@ mod tests {
             "chefs": ["assassinat", "terrorisme"],
             "accuses": [{"nom": "X", "situation": "Condamné", "par_defaut": "oui", "verdict": "coupable", "peine": "mort"},
                         {"nom": "Y", "situation": "en fuite", "par_defaut": false}],
-            "prochaine_audience": null
+            "prochaine_audience": null, "diffusion": "public"
         }]});
         let records = m.records(&resp).expect("records");
         let (p, report) = m.apply(records[0]).expect("maps");
@@ -590,6 +676,64 @@ mod tests {
         assert_eq!(
             report.missing,
             vec!["next_hearing (/prochaine_audience)".to_string()]
+        );
+    }
+
+    #[test]
+    fn markings_of_the_record_of_single_fields_and_of_each_defendant_are_read() {
+        let m = mapping();
+        let (p, report) = m
+            .apply(&json!({
+                "reference_onu": "MINUSMA-20150528", "diffusion": "Restreinte",
+                "juridiction": {"nom": "Tribunal militaire", "diffusion": "huis clos"},
+                "chefs": ["assassinat"],
+                "accuses": [{"nom": "X", "diffusion": "CONFIDENTIEL"}, {"nom": "Y"}]
+            }))
+            .expect("maps");
+        assert_eq!(p.marking.as_deref(), Some("Restreinte"));
+        assert_eq!(
+            p.field_markings,
+            BTreeMap::from([("court".to_string(), "huis clos".to_string())]),
+            "a field without its own marking has no entry"
+        );
+        assert_eq!(p.defendants[0].marking.as_deref(), Some("CONFIDENTIEL"));
+        assert_eq!(p.defendants[1].marking, None);
+        assert!(
+            !report.missing.iter().any(|m| m.contains("diffusion_chefs")),
+            "an absent field marking is not reported missing: {report:?}"
+        );
+        assert!(
+            !p.sealed && !p.sealed_parts,
+            "only the connector layer seals"
+        );
+    }
+
+    #[test]
+    fn a_field_marking_pointer_must_be_a_json_pointer() {
+        let mut v = Validation::new();
+        MappingConfig {
+            key: "/reference".into(),
+            field_markings: FieldMarkingsMapping {
+                court: Some("juridiction/diffusion".into()),
+                ..Default::default()
+            },
+            defendants: Some(DefendantsMapping {
+                list: "/accuses".into(),
+                name: None,
+                status: None,
+                national_status: None,
+                in_absentia: None,
+                verdict: None,
+                sentence: None,
+                marking: Some("diffusion".into()),
+            }),
+            ..Default::default()
+        }
+        .validate_into(&mut v);
+        let keys: Vec<&str> = v.errors().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["mapping.field_markings.court", "mapping.defendants.marking"]
         );
     }
 

@@ -5,7 +5,8 @@
 //! connector file under `connectors/` is loaded and validated like the gateway configuration
 //! (every error with file, line and key), built into a connector, and wrapped in a
 //! [`ConnectorRuntime`] that adds caching, batching, timeouts, retries, the circuit breaker and
-//! health figures.
+//! health figures. SEALED content (per the policy's markings, passed in as a [`Sealing`]) is
+//! dropped between mapping and the cache.
 
 pub mod config;
 pub mod error;
@@ -17,11 +18,13 @@ pub mod protocol;
 pub mod rest;
 pub mod runtime;
 pub mod runtime_config;
+pub mod sealing;
 pub mod upstream;
 
 pub use config::{ConnectorFile, ConnectorKind, MatchBy};
 pub use error::{ConnectorError, ConnectorErrorKind};
 pub use runtime::{ConnectorRuntime, HealthSnapshot, HealthState, Lookup, Served};
+pub use sealing::Sealing;
 
 use crate::config::ConfigErrors;
 use async_trait::async_trait;
@@ -241,8 +244,11 @@ pub fn load_dir(dir: &Path) -> Result<Vec<LoadedFile>, ConnectorSetupError> {
     Ok(loaded)
 }
 
-/// Builds one connector from its file.
-pub async fn build(loaded: &LoadedFile) -> Result<ConnectorHandle, ConnectorSetupError> {
+/// Builds one connector from its file; `sealing` says which source markings are SEALED.
+pub async fn build(
+    loaded: &LoadedFile,
+    sealing: Sealing,
+) -> Result<ConnectorHandle, ConnectorSetupError> {
     let f = &loaded.file;
     let fail = |message: String| ConnectorSetupError::Build {
         id: loaded.id.clone(),
@@ -329,19 +335,23 @@ pub async fn build(loaded: &LoadedFile) -> Result<ConnectorHandle, ConnectorSetu
             .map(|h| h.trim().to_ascii_uppercase())
             .collect(),
         match_by: f.match_by,
-        runtime: ConnectorRuntime::new(&loaded.id, inner, mapping, f.runtime.clone()),
+        runtime: ConnectorRuntime::new(&loaded.id, inner, mapping, f.runtime.clone(), sealing),
     })
 }
 
-/// Loads, validates and builds every enabled connector of a folder.
-pub async fn load_and_build(dir: &Path) -> Result<Connectors, ConnectorSetupError> {
+/// Loads, validates and builds every enabled connector of a folder; `sealing` says which
+/// source markings are SEALED.
+pub async fn load_and_build(
+    dir: &Path,
+    sealing: Sealing,
+) -> Result<Connectors, ConnectorSetupError> {
     let mut handles = Vec::new();
     for loaded in load_dir(dir)? {
         if !loaded.file.enabled {
             tracing::info!(connector = %loaded.id, "Connector disabled in its file: not loaded");
             continue;
         }
-        let handle = build(&loaded).await?;
+        let handle = build(&loaded, sealing.clone()).await?;
         tracing::info!(connector = %handle.id, kind = handle.kind.as_str(), host_states = ?handle.host_states, "Connector ready");
         handles.push(Arc::new(handle));
     }

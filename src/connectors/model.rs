@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 macro_rules! canonical_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -152,6 +153,12 @@ pub struct Defendant {
     pub verdict: Option<String>,
     /// Sentence, as worded by the court.
     pub sentence: Option<String>,
+    /// The source's own confidentiality marking of this defendant, as given. Never a SEALED
+    /// marking: the connector layer removes a SEALED defendant before the cache (see
+    /// [`Proceedings::sealed_parts`]). The schema layer raises the level of every field of this
+    /// defendant to the marking's level.
+    #[serde(default)]
+    pub marking: Option<String>,
 }
 
 /// National proceedings on one UN case, as one connector reports them.
@@ -179,12 +186,34 @@ pub struct Proceedings {
     pub next_hearing: Option<NaiveDate>,
     /// When the source last changed the record.
     pub source_updated_at: Option<DateTime<Utc>>,
-    /// The source's own confidentiality marking, as given.
+    /// The source's own confidentiality marking of the whole record, as given. Never a SEALED
+    /// marking: the connector layer replaces a SEALED record by [`Proceedings::withheld`]
+    /// before the cache.
     pub marking: Option<String>,
+    /// The source's own markings of single fields, keyed by protocol field name
+    /// ([`FieldMask::NAMES`]: `national_reference`, `authority`, `stage`, `stage_history`,
+    /// `court`, `charges`, `defendants`, `next_hearing`, `updated_at`), as given. Never a SEALED
+    /// marking: the connector layer empties a SEALED field and removes its entry before the
+    /// cache (see [`Proceedings::sealed_parts`]). A marking of `stage` covers `national_stage`
+    /// too, `court` covers its name and type, `updated_at` covers `source_updated_at`, and
+    /// `defendants` covers every defendant. The schema layer raises the level of that field
+    /// (and of everything under it) to the marking's level.
+    #[serde(default)]
+    pub field_markings: BTreeMap<String, String>,
+    /// The source marks the whole record SEALED: its content was dropped in the connector layer
+    /// and only `key` remains. Set by the connector layer, never by a source.
+    #[serde(default)]
+    pub sealed: bool,
+    /// The source marks some fields or defendants SEALED: they were dropped in the connector
+    /// layer (the field emptied, the defendant removed). The rest of the record is served. Set
+    /// by the connector layer, never by a source.
+    #[serde(default)]
+    pub sealed_parts: bool,
 }
 
 impl Proceedings {
-    /// A record whose content is withheld (SEALED at the source): only its key remains.
+    /// A record whose content is withheld (SEALED at the source): only its key remains, and
+    /// the fact that a sealed record exists (`sealed`).
     pub fn withheld(key: &str) -> Self {
         Self {
             key: key.to_string(),
@@ -199,7 +228,45 @@ impl Proceedings {
             next_hearing: None,
             source_updated_at: None,
             marking: None,
+            field_markings: BTreeMap::new(),
+            sealed: true,
+            sealed_parts: false,
         }
+    }
+
+    /// Empties the field(s) of `bit` (one of the [`FieldMask`] constants) and forgets their
+    /// marking.
+    pub fn clear(&mut self, bit: u16) {
+        match bit {
+            FieldMask::NATIONAL_REFERENCE => self.national_reference = None,
+            FieldMask::AUTHORITY => self.authority = None,
+            FieldMask::STAGE => {
+                self.stage = None;
+                self.national_stage = None;
+            }
+            FieldMask::STAGE_HISTORY => self.stage_history.clear(),
+            FieldMask::COURT => self.court = None,
+            FieldMask::CHARGES => self.charges.clear(),
+            FieldMask::DEFENDANTS => self.defendants.clear(),
+            FieldMask::NEXT_HEARING => self.next_hearing = None,
+            FieldMask::UPDATED_AT => self.source_updated_at = None,
+            _ => {}
+        }
+        if let Some(name) = FieldMask::name_of(bit) {
+            self.field_markings.remove(name);
+        }
+    }
+
+    /// Keeps only the fields of `mask` (and their markings); the key, the record's marking and
+    /// the sealed flags always stay.
+    pub fn retain_fields(&mut self, mask: FieldMask) {
+        for (_, bit) in FieldMask::NAMES {
+            if !mask.has(bit) {
+                self.clear(bit);
+            }
+        }
+        self.field_markings
+            .retain(|name, _| FieldMask::bit_of(name).is_some_and(|b| mask.has(b)));
     }
 }
 
@@ -216,7 +283,8 @@ pub enum FreshnessState {
 
 /// Which parts of a national record a lookup asks for. The access gate decides them before
 /// any call, so that a field a principal may not read is never requested from a system that
-/// can answer field by field (the `protocol` kind); the key and the marking are always asked.
+/// can answer field by field (the `protocol` kind); the key and the marking are always asked,
+/// and the markings of the fields asked come with them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FieldMask(pub u16);
 
@@ -254,6 +322,24 @@ impl FieldMask {
         ("next_hearing", Self::NEXT_HEARING),
         ("updated_at", Self::UPDATED_AT),
     ];
+
+    /// The bit of a protocol field name (`"court"` → [`FieldMask::COURT`]).
+    pub fn bit_of(name: &str) -> Option<u16> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+    }
+
+    /// The protocol field name of one bit.
+    pub fn name_of(bit: u16) -> Option<&'static str> {
+        Self::NAMES.iter().find(|(_, b)| *b == bit).map(|(n, _)| *n)
+    }
+
+    /// Whether the field(s) of `bit` are in the mask.
+    pub fn has(self, bit: u16) -> bool {
+        self.0 & bit != 0
+    }
 
     /// Whether every field of `other` is in `self`.
     pub fn covers(self, other: FieldMask) -> bool {

@@ -1,11 +1,16 @@
-//! What wraps every connector: the cache (source data only; redaction happens after it),
+//! What wraps every connector: the cache (source data only; access rules apply after it),
 //! batching into chunks, timeout, bounded retries with a retry budget, the circuit breaker,
 //! the concurrency limit, and the health figures.
+//!
+//! Records are mapped before they are cached, and two things happen between mapping and the
+//! cache: SEALED content is dropped ([`Sealing`]), and the record is cut down to the fields the
+//! lookup asked for, so that a cache entry holds no more than the fields it claims.
 
 use super::error::{ConnectorError, ConnectorErrorKind};
 use super::mapping::{Mapping, MappingReport};
 use super::model::{FieldMask, FreshnessState, Proceedings};
 use super::runtime_config::RuntimeConfig;
+use super::sealing::Sealing;
 use super::Connector;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -37,10 +42,11 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct CacheEntry {
-    /// `None`: the system answered that it does not know the key.
-    record: Option<Value>,
+    /// The mapped record, SEALED content already dropped, holding only `fields`. `None`: the
+    /// system answered that it does not know the key.
+    record: Option<Arc<Proceedings>>,
     fetched_at: Instant,
-    /// The parts of the record that were asked for.
+    /// The parts of the record that were asked for, and the only ones `record` holds.
     fields: FieldMask,
 }
 
@@ -114,6 +120,7 @@ pub struct ConnectorRuntime {
     id: String,
     inner: Arc<dyn Connector>,
     mapping: Mapping,
+    sealing: Sealing,
     config: RuntimeConfig,
     cache: moka::future::Cache<String, Arc<CacheEntry>>,
     breaker: Mutex<Breaker>,
@@ -128,12 +135,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ConnectorRuntime {
-    /// Wraps a connector.
+    /// Wraps a connector; `sealing` says which source markings are SEALED (their content is
+    /// dropped before the cache).
     pub fn new(
         id: &str,
         inner: Arc<dyn Connector>,
         mapping: Mapping,
         config: RuntimeConfig,
+        sealing: Sealing,
     ) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_capacity)
@@ -143,6 +152,7 @@ impl ConnectorRuntime {
             id: id.to_string(),
             inner,
             mapping,
+            sealing,
             semaphore: Semaphore::new(config.max_concurrency),
             budget: Mutex::new(config.retries as f64),
             config,
@@ -175,16 +185,19 @@ impl ConnectorRuntime {
         self.lookup_fields(keys, FieldMask::ALL).await
     }
 
-    /// Like [`ConnectorRuntime::lookup`], asking only for `fields` from systems that can answer
-    /// field by field. A cached record serves only lookups whose fields it covers.
+    /// Like [`ConnectorRuntime::lookup`], for `fields` only: systems that can answer field by
+    /// field are asked for those alone, and every record returned holds nothing outside them.
+    /// A cached record serves only lookups whose fields it covers.
     #[tracing::instrument(skip(self, keys), fields(connector = %self.id, keys = keys.len()))]
     pub async fn lookup_fields(
         &self,
         keys: &[String],
-        fields: FieldMask,
+        asked: FieldMask,
     ) -> HashMap<String, Lookup> {
+        // What is asked upstream, and so what a new cache entry holds: systems that answer whole
+        // records are asked for everything, so that their entries serve any later lookup.
         let fields = if self.inner.selects_fields() {
-            fields
+            asked
         } else {
             FieldMask::ALL
         };
@@ -198,12 +211,12 @@ impl ConnectorRuntime {
                 continue;
             }
             match self.cache.get(key).await {
-                Some(entry) if entry.fetched_at.elapsed() < ttl && entry.fields.covers(fields) => {
+                Some(entry) if entry.fetched_at.elapsed() < ttl && entry.fields.covers(asked) => {
                     lock(&self.stats).cache_hits += 1;
-                    out.insert(key.clone(), self.serve(&entry, FreshnessState::Cached));
+                    out.insert(key.clone(), serve(&entry, asked, FreshnessState::Cached));
                 }
                 Some(entry) => {
-                    if entry.fields.covers(fields) {
+                    if entry.fields.covers(asked) {
                         stale.insert(key.clone(), entry);
                     }
                     missing.push(key.clone());
@@ -232,7 +245,7 @@ impl ConnectorRuntime {
                             fields,
                         });
                         self.cache.insert(key.clone(), Arc::clone(&entry)).await;
-                        out.insert(key, self.serve(&entry, FreshnessState::Live));
+                        out.insert(key, serve(&entry, asked, FreshnessState::Live));
                     }
                 }
                 Err(err) => {
@@ -241,7 +254,7 @@ impl ConnectorRuntime {
                             Some(entry) if entry.fetched_at.elapsed() < max_stale => {
                                 lock(&self.stats).stale_served += 1;
                                 tracing::warn!(connector = %self.id, code = err.kind.code(), "Serving stale data: the host-state system failed");
-                                out.insert(key, self.serve(entry, FreshnessState::Stale));
+                                out.insert(key, serve(entry, asked, FreshnessState::Stale));
                             }
                             _ => {
                                 out.insert(key, Lookup::Failed(err.clone()));
@@ -254,39 +267,29 @@ impl ConnectorRuntime {
         out
     }
 
-    fn serve(&self, entry: &CacheEntry, freshness: FreshnessState) -> Lookup {
-        let Some(record) = &entry.record else {
-            return Lookup::NotKnown;
-        };
-        match self.mapping.apply(record) {
-            Ok((proceedings, _)) => Lookup::Found(Arc::new(Served {
-                proceedings,
-                freshness,
-                age: entry.fetched_at.elapsed(),
-            })),
-            Err(e) => Lookup::Failed(ConnectorError::bad_response(format!(
-                "connector {}: {e}",
-                self.id
-            ))),
-        }
-    }
-
-    /// One protected upstream call for a chunk, records indexed by key.
+    /// One protected upstream call for a chunk: each record mapped, its SEALED content
+    /// dropped and cut down to `fields`, indexed by key. The national JSON goes no further.
     async fn fetch_mapped(
         &self,
         keys: &[String],
         fields: FieldMask,
-    ) -> Result<HashMap<String, Value>, ConnectorError> {
+    ) -> Result<HashMap<String, Arc<Proceedings>>, ConnectorError> {
         let fetched = self.call(keys, fields).await?;
         let mut by_key = HashMap::new();
-        for record in fetched.records {
-            let key = self.mapping.key_of(&record).map_err(|e| {
+        for record in &fetched.records {
+            let (proceedings, _) = self.mapping.apply(record).map_err(|e| {
                 self.fail_after_call(ConnectorError::bad_response(format!(
                     "connector {}: {e}",
                     self.id
                 )))
             })?;
-            by_key.entry(key).or_insert(record);
+            let mut proceedings = self.sealing.apply(proceedings);
+            proceedings.retain_fields(fields);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                by_key.entry(proceedings.key.clone())
+            {
+                slot.insert(Arc::new(proceedings));
+            }
         }
         Ok(by_key)
     }
@@ -493,22 +496,80 @@ impl ConnectorRuntime {
     }
 
     /// For `casegraph connector test`: one uncached call for `key`, with the raw response,
-    /// each mapped record and what the mapping missed.
+    /// each mapped record, what the mapping missed and what the gateway would withhold as
+    /// SEALED. The records are shown in full, SEALED content included: this is the host
+    /// state's own data, on its own operator's command line; nothing of it is cached.
     pub async fn test(&self, key: &str) -> Result<TestReport, ConnectorError> {
         let fetched = self.inner.fetch(&[key.to_string()]).await?;
         let mut mapped = Vec::new();
         for record in &fetched.records {
-            mapped.push(
-                self.mapping
-                    .apply(record)
-                    .map_err(|e| ConnectorError::bad_response(e.to_string()))?,
-            );
+            let (proceedings, mut report) = self
+                .mapping
+                .apply(record)
+                .map_err(|e| ConnectorError::bad_response(e.to_string()))?;
+            report.sealed = self.sealed_parts_of(&proceedings);
+            mapped.push((proceedings, report));
         }
         Ok(TestReport {
             raw: fetched.raw,
             mapped,
         })
     }
+
+    /// What [`Sealing::apply`] would drop from `p`, in words.
+    fn sealed_parts_of(&self, p: &Proceedings) -> Vec<String> {
+        if p.marking
+            .as_deref()
+            .is_some_and(|m| self.sealing.is_sealed(m))
+        {
+            return vec!["the whole record".to_string()];
+        }
+        let fields = p
+            .field_markings
+            .iter()
+            .filter(|(_, m)| self.sealing.is_sealed(m))
+            .map(|(name, _)| format!("field {name}"));
+        let defendants = p
+            .defendants
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| {
+                d.marking
+                    .as_deref()
+                    .is_some_and(|m| self.sealing.is_sealed(m))
+            })
+            .map(|(i, _)| format!("defendant {}", i + 1));
+        fields.chain(defendants).collect()
+    }
+
+    /// Test support: the record cached for `key` as the cache holds it (mapped, SEALED content
+    /// dropped, only the fields it was fetched for), and those fields; `None` when nothing is
+    /// cached or the system did not know the key. Reads the cache without counting a hit.
+    #[doc(hidden)]
+    pub async fn cached(&self, key: &str) -> Option<(Proceedings, FieldMask)> {
+        let entry = self.cache.get(key).await?;
+        let record = entry.record.as_deref()?.clone();
+        Some((record, entry.fields))
+    }
+}
+
+/// The answer to a lookup from one cache entry, holding only the fields `asked` for.
+fn serve(entry: &CacheEntry, asked: FieldMask, freshness: FreshnessState) -> Lookup {
+    let Some(record) = &entry.record else {
+        return Lookup::NotKnown;
+    };
+    let proceedings = if asked.covers(entry.fields) {
+        Proceedings::clone(record)
+    } else {
+        let mut p = Proceedings::clone(record);
+        p.retain_fields(asked);
+        p
+    };
+    Lookup::Found(Arc::new(Served {
+        proceedings,
+        freshness,
+        age: entry.fetched_at.elapsed(),
+    }))
 }
 
 /// What `connector test` shows.
@@ -516,6 +577,7 @@ impl ConnectorRuntime {
 pub struct TestReport {
     /// The raw upstream response(s).
     pub raw: Value,
-    /// Each record mapped, with what was missing or unmapped.
+    /// Each record mapped (in full), with what was missing, unmapped or would be withheld as
+    /// SEALED.
     pub mapped: Vec<(Proceedings, MappingReport)>,
 }

@@ -224,30 +224,30 @@ pub(crate) async fn for_case(
         }
         match (served, failure) {
             (Some(s), _) => {
-                let access = &services(ctx).access;
-                let floor = s
-                    .proceedings
-                    .marking
-                    .as_deref()
-                    .map(|m| access.policy().marking_level(m));
-                // SEALED content never leaves the connector layer: only the fact that a
-                // restricted record exists does.
-                let served = if floor == Some(Level::Sealed) {
-                    Arc::new(Served {
-                        proceedings: crate::connectors::model::Proceedings::withheld(
-                            &s.proceedings.key,
-                        ),
-                        freshness: s.freshness,
-                        age: s.age,
-                    })
+                let policy = services(ctx).access.policy();
+                // SEALED content never reaches this layer: the connector layer withheld it
+                // before its cache and kept only the fact that it exists (`sealed`,
+                // `sealed_parts`). Other markings raise the level of what they cover.
+                let floor = if s.proceedings.sealed {
+                    Some(Level::Sealed)
                 } else {
-                    s
+                    s.proceedings
+                        .marking
+                        .as_deref()
+                        .map(|m| policy.marking_level(m))
                 };
+                let field_floors = s
+                    .proceedings
+                    .field_markings
+                    .iter()
+                    .map(|(field, m)| (field.clone(), policy.marking_level(m)))
+                    .collect();
                 out.push(Some(Ok(Guarded(NationalProceedings {
-                    served,
+                    served: s,
                     handle: Arc::clone(&handle),
                     facts: Arc::clone(facts),
                     floor,
+                    field_floors,
                 }))))
             }
             (None, Some(e)) => {
@@ -307,6 +307,20 @@ pub struct NationalProceedings {
     facts: Arc<CaseFacts>,
     /// The level the source's marking raises the record's content to.
     floor: Option<Level>,
+    /// The levels the source's markings of single fields raise them to, by protocol name
+    /// (`national_reference`, `court`, …).
+    field_floors: std::collections::BTreeMap<String, Level>,
+}
+
+impl NationalProceedings {
+    /// The floor of one part of the record: the record's marking and the part's own.
+    fn floor_of(&self, protocol_field: &str) -> Option<Level> {
+        let own = self.field_floors.get(protocol_field).copied();
+        match (self.floor, own) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[Object]
@@ -353,7 +367,7 @@ impl NationalProceedings {
                         entry: e.clone(),
                         connector: self.handle.id.clone(),
                         facts: Arc::clone(&self.facts),
-                        floor: self.floor,
+                        floor: self.floor_of("stage_history"),
                     })
                 })
                 .collect(),
@@ -366,7 +380,7 @@ impl NationalProceedings {
                 court: c,
                 connector: self.handle.id.clone(),
                 facts: Arc::clone(&self.facts),
-                floor: self.floor,
+                floor: self.floor_of("court"),
             })
         }))
     }
@@ -375,18 +389,25 @@ impl NationalProceedings {
         Ok(Some(self.served.proceedings.charges.clone()))
     }
     /// Defendants.
-    async fn defendants(&self) -> Result<Option<Vec<Guarded<Defendant>>>> {
+    async fn defendants(&self, ctx: &Context<'_>) -> Result<Option<Vec<Guarded<Defendant>>>> {
+        let policy = services(ctx).access.policy();
         Ok(Some(
             self.served
                 .proceedings
                 .defendants
                 .iter()
                 .map(|d| {
+                    // A defendant's own marking raises its fields above the record's.
+                    let own = d.marking.as_deref().map(|m| policy.marking_level(m));
+                    let floor = match (self.floor_of("defendants"), own) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
                     Guarded(Defendant {
                         defendant: d.clone(),
                         connector: self.handle.id.clone(),
                         facts: Arc::clone(&self.facts),
-                        floor: self.floor,
+                        floor,
                     })
                 })
                 .collect(),
@@ -400,10 +421,10 @@ impl NationalProceedings {
     async fn source_updated_at(&self) -> Result<Option<DateTime>> {
         Ok(self.served.proceedings.source_updated_at.map(DateTime))
     }
-    /// The source marks this record SEALED: it exists, and nothing of it leaves the host-state
-    /// system.
+    /// The source marks this record, or parts of it (a field, a defendant), SEALED: they
+    /// exist, and nothing of them leaves the host-state system.
     async fn restricted_record_exists(&self) -> Result<bool> {
-        Ok(self.floor == Some(Level::Sealed))
+        Ok(self.served.proceedings.sealed || self.served.proceedings.sealed_parts)
     }
     /// How fresh this answer is.
     async fn freshness(&self) -> Result<Guarded<Freshness>> {
@@ -640,11 +661,21 @@ impl Protected for NationalProceedings {
     }
 
     fn level(&self, field: &str, level: Level, _policy: &crate::access::Policy) -> Level {
-        if MARKED_PROCEEDINGS_FIELDS.contains(&field) {
-            raised(level, self.floor)
-        } else {
-            level
-        }
+        let part = match field {
+            "nationalReference" => "national_reference",
+            "authority" => "authority",
+            "stage" | "nationalStage" => "stage",
+            "stageHistory" => "stage_history",
+            "court" => "court",
+            "charges" => "charges",
+            "defendants" => "defendants",
+            "nextHearing" => "next_hearing",
+            "sourceUpdatedAt" => "updated_at",
+            // `source`, `sourceName`, `freshness`, `restrictedRecordExists` describe the
+            // answer, not the record: markings do not cover them.
+            _ => return level,
+        };
+        raised(level, self.floor_of(part))
     }
 }
 

@@ -6,7 +6,9 @@ pub mod reference;
 
 use super::config::MatchBy;
 use super::error::ConnectorError;
-use super::mapping::{DefendantsMapping, Mapping, MappingConfig, StageHistoryMapping};
+use super::mapping::{
+    DefendantsMapping, FieldMarkingsMapping, Mapping, MappingConfig, StageHistoryMapping,
+};
 use super::model::{CaseStage, CourtType, DefendantStatus, FieldMask};
 use super::upstream::Upstream;
 use super::{Connector, Fetched};
@@ -94,10 +96,22 @@ pub fn canonical_mapping() -> Mapping {
             in_absentia: Some("/in_absentia".into()),
             verdict: Some("/verdict".into()),
             sentence: Some("/sentence".into()),
+            marking: Some("/marking".into()),
         }),
         next_hearing: Some("/next_hearing".into()),
         updated_at: Some("/updated_at".into()),
         marking: Some("/marking".into()),
+        field_markings: FieldMarkingsMapping {
+            national_reference: Some("/field_markings/national_reference".into()),
+            authority: Some("/field_markings/authority".into()),
+            stage: Some("/field_markings/stage".into()),
+            stage_history: Some("/field_markings/stage_history".into()),
+            court: Some("/field_markings/court".into()),
+            charges: Some("/field_markings/charges".into()),
+            defendants: Some("/field_markings/defendants".into()),
+            next_hearing: Some("/field_markings/next_hearing".into()),
+            updated_at: Some("/field_markings/updated_at".into()),
+        },
         stages: CaseStage::ALL
             .iter()
             .map(|s| (s.as_str().to_string(), *s))
@@ -111,6 +125,30 @@ pub fn canonical_mapping() -> Mapping {
             .map(|s| (s.as_str().to_string(), *s))
             .collect(),
     })
+}
+
+/// Whether a record member belongs to a lookup for `fields`: `key` and `marking` always,
+/// `field_markings` (whose entries are cut separately), `national_stage` with `stage`, and the
+/// members named by the mask.
+fn member_asked(member: &str, fields: FieldMask) -> bool {
+    match member {
+        "key" | "marking" | "field_markings" => true,
+        "national_stage" => fields.has(FieldMask::STAGE),
+        other => FieldMask::bit_of(other).is_some_and(|bit| fields.has(bit)),
+    }
+}
+
+/// Cuts a record down to what a lookup for `fields` asked for (see [`member_asked`]; entries
+/// of `field_markings` only for the fields asked). A server that ignores `fields` and answers
+/// everything costs bandwidth only: the rest goes no further than this function.
+pub fn strip_to_fields(record: &mut Value, fields: FieldMask) {
+    let Value::Object(members) = record else {
+        return;
+    };
+    members.retain(|member, _| member_asked(member, fields));
+    if let Some(Value::Object(markings)) = members.get_mut("field_markings") {
+        markings.retain(|name, _| FieldMask::bit_of(name).is_some_and(|bit| fields.has(bit)));
+    }
 }
 
 /// A protocol client.
@@ -169,7 +207,7 @@ impl Connector for ProtocolConnector {
                 reply.status
             )));
         }
-        let records = match reply.body.get("records") {
+        let mut records = match reply.body.get("records") {
             Some(Value::Array(items)) => items.clone(),
             _ => {
                 return Err(ConnectorError::bad_response(
@@ -177,10 +215,18 @@ impl Connector for ProtocolConnector {
                 ))
             }
         };
-        Ok(Fetched {
-            raw: reply.body,
-            records,
-        })
+        // The gateway keeps nothing it did not ask for, whatever the server sent.
+        for record in &mut records {
+            strip_to_fields(record, fields);
+        }
+        // `connector test` asks for everything and shows the answer as the server sent it; a
+        // narrower lookup keeps no copy of what it did not ask for.
+        let raw = if fields == FieldMask::ALL {
+            reply.body
+        } else {
+            json!({ "records": records.clone() })
+        };
+        Ok(Fetched { raw, records })
     }
 
     async fn probe(&self) -> Result<(), ConnectorError> {
@@ -196,5 +242,39 @@ impl Connector for ProtocolConnector {
                 reply.status
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_cut_down_to_the_members_and_markings_of_the_fields_asked() {
+        let mut record = json!({
+            "key": "UNMISS-20240305", "marking": "RESTRICTED", "national_reference": "SSD/1",
+            "stage": "CHARGED", "national_stage": "Committed", "charges": ["murder"],
+            "defendants": [{"name": "D1", "marking": "CONFIDENTIAL"}], "x_internal": 7,
+            "field_markings": {"charges": "CONFIDENTIAL", "national_reference": "SECRET"}
+        });
+        strip_to_fields(
+            &mut record,
+            FieldMask(FieldMask::STAGE | FieldMask::DEFENDANTS),
+        );
+        assert_eq!(
+            record,
+            json!({
+                "key": "UNMISS-20240305", "marking": "RESTRICTED", "stage": "CHARGED",
+                "national_stage": "Committed", "defendants": [{"name": "D1", "marking": "CONFIDENTIAL"}],
+                "field_markings": {}
+            })
+        );
+        let mut everything = json!({"key": "K", "court": {"name": "C"}, "x_internal": 7});
+        strip_to_fields(&mut everything, FieldMask::ALL);
+        assert_eq!(
+            everything,
+            json!({"key": "K", "court": {"name": "C"}}),
+            "members the protocol does not define are never kept"
+        );
     }
 }

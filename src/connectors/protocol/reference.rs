@@ -26,7 +26,9 @@ pub struct LookupRequest {
     pub match_by: String,
     /// Keys asked for.
     pub keys: Vec<String>,
-    /// Parts of the records asked for (absent: all); `key` and `marking` always come back.
+    /// Parts of the records asked for (absent: all), by protocol field name; `key` and
+    /// `marking` always come back, `national_stage` with `stage`, and `field_markings` holds
+    /// the entries of the fields asked for only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
 }
@@ -171,20 +173,39 @@ async fn lookup(
                 .is_some_and(|k| req.keys.iter().any(|q| q == k))
         })
         .map(|r| {
-            // A record answers the key it was asked by, with the parts asked for only.
+            // A record answers the key it was asked by, with the parts asked for only: `key`
+            // and `marking` always, `national_stage` with `stage`, and the markings of the
+            // fields asked for.
             let mut r = match &req.fields {
                 None => r.clone(),
                 Some(fields) => {
+                    let asked = |name: &str| fields.iter().any(|f| f == name);
                     let mut out = serde_json::Map::new();
                     if let Value::Object(obj) = r {
                         for (k, v) in obj {
-                            let asked = k == "key"
-                                || k == "marking"
-                                || fields
-                                    .iter()
-                                    .any(|f| f == k || (f == "stage" && k == "national_stage"));
-                            if asked {
-                                out.insert(k.clone(), v.clone());
+                            match k.as_str() {
+                                "key" | "marking" => {
+                                    out.insert(k.clone(), v.clone());
+                                }
+                                "national_stage" if asked("stage") => {
+                                    out.insert(k.clone(), v.clone());
+                                }
+                                "field_markings" => {
+                                    if let Value::Object(markings) = v {
+                                        let kept: serde_json::Map<String, Value> = markings
+                                            .iter()
+                                            .filter(|(f, _)| asked(f))
+                                            .map(|(f, m)| (f.clone(), m.clone()))
+                                            .collect();
+                                        if !kept.is_empty() {
+                                            out.insert(k.clone(), Value::Object(kept));
+                                        }
+                                    }
+                                }
+                                _ if asked(k) => {
+                                    out.insert(k.clone(), v.clone());
+                                }
+                                _ => {}
                             }
                         }
                     }
