@@ -180,11 +180,8 @@ impl GatewayBuilder {
     /// when configured to, sets up authentication and builds the router.
     pub async fn build(self) -> Result<Gateway, GatewayError> {
         let config = self.config;
-        if store_is_shared(&config) && config.access.cursor_secret.is_none() {
-            // CASEGRAPH_STORE_URL may have turned a SQLite file into a shared PostgreSQL.
-            return Err(GatewayError::Config(
-                "access.cursor_secret is required with a PostgreSQL store: gateway replicas sharing a store must share the key of their cursors (32 bytes or more)".into(),
-            ));
+        if let Some(problem) = serving_problem(&config) {
+            return Err(GatewayError::Config(problem));
         }
         let store = match self.store {
             Some(s) => s,
@@ -277,6 +274,15 @@ pub fn load_policy(config: &config::AccessConfig) -> Result<access::Policy, acce
         ))
     })?;
     access::Policy::load(&text, &config.policy_file, &fields)
+}
+
+/// Why the configuration cannot serve, beyond what loading it checks: a PostgreSQL store is
+/// shared by replicas, which must share the key of their cursors (`access.cursor_secret`).
+/// Commands that serve nothing (imports, audit verification) do not need it.
+pub fn serving_problem(config: &config::Config) -> Option<String> {
+    (store_is_shared(config) && config.access.cursor_secret.is_none()).then(|| {
+        "access.cursor_secret is required with a PostgreSQL store: gateway replicas sharing a store must share the key of their cursors (32 bytes or more, e.g. \"${env.CASEGRAPH_CURSOR_SECRET}\")".to_string()
+    })
 }
 
 fn store_is_shared(config: &config::Config) -> bool {

@@ -265,6 +265,10 @@ fn check_config(path: Option<PathBuf>) -> Result<ExitCode> {
             .as_ref()
             .map_or("none", |j| j.issuer.as_str())
     );
+    if let Some(problem) = casegraph::serving_problem(&config) {
+        eprintln!("{origin}: {problem}");
+        return Ok(ExitCode::FAILURE);
+    }
     let policy_label = if config.access.policy_file.trim().is_empty() {
         "config/policy.toml (embedded)".to_string()
     } else {

@@ -176,7 +176,7 @@ fn a_shared_store_needs_a_cursor_secret_of_at_least_32_bytes() {
     let file = dir.path().join("pg.toml");
     std::fs::write(
         &file,
-        "[store]\nurl = \"postgres://casegraph@db.internal:5432/casegraph\"\n",
+        "[store]\nurl = \"postgres://casegraph@db.internal:5432/casegraph\"\n\n[auth.dev_issuer]\nenabled = true\n",
     )
     .expect("write");
     let missing = casegraph(

@@ -14,11 +14,6 @@ const SUPPORTED_ALGORITHMS: [&str; 2] = ["RS256", "ES256"];
 /// Shortest accepted cursor secret, in bytes.
 pub(crate) const MIN_CURSOR_SECRET: usize = 32;
 
-/// Whether a store URL names PostgreSQL (the backend replicas share).
-pub(crate) fn is_postgres(url: &str) -> bool {
-    url.starts_with("postgres://") || url.starts_with("postgresql://")
-}
-
 /// Longest accepted dev-token lifetime: one week, in minutes.
 const MAX_DEV_TOKEN_TTL_MINUTES: u64 = 7 * 24 * 60;
 
@@ -30,16 +25,14 @@ impl Validate for Config {
         v.scoped("limits", |v| self.limits.validate(v));
         v.scoped("simulators", |v| self.simulators.validate(v));
         match &self.access.cursor_secret {
-            Some(secret) if secrecy::ExposeSecret::expose_secret(secret).len() < MIN_CURSOR_SECRET => {
+            Some(secret)
+                if secrecy::ExposeSecret::expose_secret(secret).len() < MIN_CURSOR_SECRET =>
+            {
                 v.error(
                     "access.cursor_secret",
                     format!("must be at least {MIN_CURSOR_SECRET} bytes long"),
                 );
             }
-            None if is_postgres(&self.store.url) => v.error(
-                "access.cursor_secret",
-                format!("required with a PostgreSQL store: gateway replicas sharing a store must share the key of their cursors ({MIN_CURSOR_SECRET} bytes or more, e.g. \"${{env.CASEGRAPH_CURSOR_SECRET}}\")"),
-            ),
             _ => {}
         }
         if self.log.filter.trim().is_empty() {
