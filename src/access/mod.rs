@@ -6,6 +6,7 @@
 //! in the sensitivity policy (`config/policy.toml`, [`policy`]).
 
 pub mod audit;
+pub mod disclosure;
 mod policy;
 mod principal;
 
