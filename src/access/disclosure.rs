@@ -81,7 +81,9 @@
 //! them (a pair that can hold no case holds no victim) could know a little more than the
 //! victim network says; the case network, which carries the threshold rule, is exact. The
 //! rule is the one the policy states — no withheld count can be worked out exactly — not a
-//! minimum width for the interval.
+//! minimum width for the interval (tau-ARGUS's protection levels), and the threshold applies
+//! to a group's size: a group of `threshold` cases or more is published even when the
+//! principal sees all but one of them.
 
 use crate::domain::MissionKind;
 use crate::store::{CrossCount, MissionRecord, StatisticsDimension, StatisticsRow};
@@ -250,6 +252,13 @@ impl From<&MissionRecord> for MissionFact {
 }
 
 /// What a principal sees of the cases itself.
+///
+/// Built from the principal's case scope (`Access::case_scope`, `Some` exactly when cells are
+/// suppressed for it): with `filter = CaseFilter { scope: Some(scope), ..Default::default() }`,
+/// `cross` is `store.case_cross_counts(&filter)`, `acts` is `store.statistics(ACT, &filter)`,
+/// `complete_hosts` is `scope.states` and `complete_missions` is `scope.missions`. Two
+/// principals with the same scope get the same [`Protection`], so a cache can be keyed by the
+/// data's fingerprint and the scope.
 #[derive(Debug, Clone, Default)]
 pub struct Visible {
     /// Its visible cases, grouped by (mission, host state, year): the store's
@@ -734,7 +743,12 @@ impl Model {
     ) -> Interval {
         let res = self.act_residues(k, withheld);
         let s_total = self.cells[TOTAL].seen[k];
-        let (tlo, thi) = (tlo - s_total, if thi >= INF { INF } else { thi - s_total });
+        let tlo = tlo - s_total;
+        let thi = if thi >= INF {
+            INF
+        } else {
+            (thi - s_total).max(tlo)
+        };
         let (lo_k, hi_k) = res[act];
         let upper = if self.act_cap[k] { hi_k.min(thi) } else { hi_k };
         let mut lower = lo_k;
@@ -1044,7 +1058,8 @@ impl<'m> Net<'m> {
         };
         let up = self.max_push(SOURCE, SINK, arc, up);
         let down = self.max_push(SINK, SOURCE, arc, t - self.lo[arc]);
-        (t - down, if up >= INF { INF } else { t + up })
+        // Pushing through arcs without an upper bound gets within a few units of INF.
+        (t - down, if up >= INF / 2 { INF } else { t + up })
     }
 
     /// The cheapest set of published cells whose withholding opens a residual cycle through
@@ -1054,18 +1069,25 @@ impl<'m> Net<'m> {
         // Bounds of every arc as if its cell were withheld, and the cost of that.
         let opened: Vec<(i64, i64, i64)> = (0..self.arcs.len())
             .map(|a| match self.arcs[a].kind {
-                ArcKind::Cell(c) if !withheld[c] => {
-                    let (lo, hi) = if c == TOTAL {
-                        // Withholding the total may need act cells too (see `break_cycle`).
-                        let mut w = withheld.to_vec();
-                        for &x in &self.model.acts {
-                            w[x] = true;
-                        }
-                        w[TOTAL] = true;
-                        self.model.total_bounds(self.k, &w)
+                ArcKind::Cell(TOTAL) => {
+                    // The total moves as far as its own bounds and the ACT table let it:
+                    // opening it may mean withholding it, act cells, or both (`complements`
+                    // picks the act cells).
+                    let mut w = withheld.to_vec();
+                    w[TOTAL] = true;
+                    for &x in &self.model.acts {
+                        w[x] = true;
+                    }
+                    let (lo, hi) = self.model.total_bounds(self.k, &w);
+                    if (lo, hi) == (self.lo[a], self.hi[a]) {
+                        (lo, hi, 0)
                     } else {
-                        self.model.cell_bounds(c, self.k, true)
-                    };
+                        let own = if withheld[TOTAL] { 0 } else { weight[TOTAL] };
+                        (lo, hi, own + 1)
+                    }
+                }
+                ArcKind::Cell(c) if !withheld[c] => {
+                    let (lo, hi) = self.model.cell_bounds(c, self.k, true);
                     (lo, hi, weight[c] + 1)
                 }
                 _ => (self.lo[a], self.hi[a], 0),
