@@ -72,6 +72,11 @@ async fn main() -> anyhow::Result<()> {
             .map(|d| format!("{d} {}", p.withheld_in(*d)))
             .collect();
         let primary = p.withheld().filter(|(_, r)| *r == Reason::Primary).count();
+        let complements: Vec<String> = p
+            .withheld()
+            .filter(|(_, r)| *r == Reason::Complementary)
+            .map(|(c, _)| c.to_string())
+            .collect();
         println!(
             "{who}: {} withheld, {primary} of them primary ({}; total {}); protect over {runs} runs: \
              min {:.2?}, median {:.2?}, max {:.2?}",
@@ -82,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             times[times.len() / 2],
             times[times.len() - 1],
         );
+        println!("  complements: {}", complements.join(", "));
     }
     Ok(())
 }
