@@ -289,8 +289,8 @@ async fn statistics_suppress_small_cells_and_their_complements_for_an_unrelated_
             .filter(|g| g["suppressed"] == json!(true))
             .count();
         suppressed_somewhere |= suppressed > 0;
-        assert_ne!(
-            suppressed, 1,
+        assert!(
+            suppressed != 1 || s["totalCases"].is_null(),
             "{by}: a lone suppressed cell is recomputable from the total: {text}"
         );
         for (g, tg) in groups.iter().zip(true_groups) {

@@ -8,6 +8,7 @@
 //! `docs/architecture.md` describes the whole path.
 
 pub mod audit;
+pub mod disclosure;
 pub mod plan;
 mod policy;
 mod principal;

@@ -138,4 +138,34 @@ impl Visibility {
     pub fn is_nothing(&self) -> bool {
         matches!(self, Visibility::Nothing)
     }
+
+    /// Host states all of whose cases are visible (statistics: cells of those host states
+    /// are known to the principal in full).
+    pub fn complete_hosts(&self) -> Vec<String> {
+        self.conditions()
+            .filter_map(|c| match c {
+                CaseCondition::HostStateIn(s) => Some(s.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Missions all of whose cases are visible (a focal point's).
+    pub fn complete_missions(&self) -> Vec<String> {
+        self.conditions()
+            .filter_map(|c| match c {
+                CaseCondition::MissionIn(s) => Some(s.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn conditions(&self) -> impl Iterator<Item = &CaseCondition> {
+        match self {
+            Visibility::Any(cs) => cs.iter(),
+            _ => [].iter(),
+        }
+    }
 }

@@ -21,6 +21,42 @@ const DEFAULT_PAGE: i32 = 20;
 #[derive(Default)]
 pub struct QueryRoot;
 
+/// Which statistics cells a principal not concerned with every case may not see: cell
+/// suppression audited across every table it can request, with the public mission facts and
+/// what it sees of the cases itself (`access::disclosure` documents the method).
+async fn disclosure_control(
+    ctx: &Context<'_>,
+    filter: &CaseFilter,
+    threshold: u32,
+) -> Result<crate::access::disclosure::Protection> {
+    use crate::access::disclosure::{protect, Cell, MissionFact, Tables, Visible};
+    let store = &services(ctx).store;
+    let visibility = viewpoint(ctx).visibility.clone();
+    let scoped = CaseFilter {
+        visibility: visibility.clone(),
+        ..filter.clone()
+    };
+    let cells = |rows: Vec<crate::store::StatisticsRow>| rows.iter().map(Cell::from).collect();
+    let every_mission = MissionFilter::default();
+    let (cross, acts, missions, seen_cross, seen_acts) = futures::try_join!(
+        store.case_cross_counts(filter),
+        store.statistics(StatisticsDimension::Act, filter),
+        store.list_missions(&every_mission),
+        store.case_cross_counts(&scoped),
+        store.statistics(StatisticsDimension::Act, &scoped),
+    )
+    .map_err(store_err)?;
+    let tables = Tables::new(cross, cells(acts));
+    let facts: Vec<MissionFact> = missions.iter().map(MissionFact::from).collect();
+    let visible = Visible {
+        cross: seen_cross,
+        acts: cells(seen_acts),
+        complete_hosts: visibility.complete_hosts(),
+        complete_missions: visibility.complete_missions(),
+    };
+    Ok(protect(&tables, &facts, &visible, threshold))
+}
+
 /// Refuses mission codes the store does not hold (one query for the whole filter).
 pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Result<()> {
     if filter.missions.is_empty() {
@@ -337,8 +373,11 @@ impl QueryRoot {
         filter.visibility = crate::access::Visibility::All;
         let svc = services(ctx);
         let rows = svc.store.statistics(by, &filter).await.map_err(store_err)?;
-        let suppress = viewpoint(ctx).small_cell_threshold();
-        Ok(Some(Guarded(Statistics::new(by, rows, filter, suppress))))
+        let protection = match viewpoint(ctx).small_cell_threshold() {
+            None => None,
+            Some(threshold) => Some(disclosure_control(ctx, &filter, threshold).await?),
+        };
+        Ok(Some(Guarded(Statistics::new(by, rows, filter, protection))))
     }
 }
 

@@ -725,74 +725,44 @@ pub struct StatisticsGroup {
     pub suppressed: bool,
 }
 
-/// Suppresses cells below `threshold` and, where one cell alone would be suppressed, the
-/// next smallest too, so that no suppressed cell can be recomputed from the total.
-fn suppress(rows: &[StatisticsRow], threshold: Option<u32>) -> Vec<StatisticsGroup> {
-    let mut groups: Vec<StatisticsGroup> = rows
-        .iter()
-        .map(|r| StatisticsGroup {
-            key: r.key.clone(),
-            case_count: Some(int(r.case_count)),
-            victim_count: Some(int(r.victim_count)),
-            suppressed: false,
-        })
-        .collect();
-    let Some(t) = threshold else { return groups };
-    let t = i64::from(t);
-    let mut suppressed = 0;
-    for (g, r) in groups.iter_mut().zip(rows) {
-        if r.case_count < t {
-            *g = StatisticsGroup {
-                key: g.key.clone(),
-                case_count: None,
-                victim_count: None,
-                suppressed: true,
-            };
-            suppressed += 1;
-        }
-    }
-    if suppressed == 1 {
-        // Complementary suppression: withhold the smallest published cell as well.
-        if let Some((i, _)) = rows
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !groups[*i].suppressed)
-            .min_by_key(|(_, r)| r.case_count)
-        {
-            groups[i] = StatisticsGroup {
-                key: groups[i].key.clone(),
-                case_count: None,
-                victim_count: None,
-                suppressed: true,
-            };
-        }
-    }
-    groups
-}
-
 impl Statistics {
-    /// The statistics of `rows`, with small cells suppressed when `threshold` is set.
+    /// The statistics of `rows`; with a protection, the cells (and totals) it withholds are
+    /// null and marked suppressed.
     pub(crate) fn new(
         by: StatisticsDimension,
         rows: Vec<StatisticsRow>,
         filter: CaseFilter,
-        threshold: Option<u32>,
+        protection: Option<crate::access::disclosure::Protection>,
     ) -> Self {
-        let groups = suppress(&rows, threshold);
+        let dimension = crate::access::disclosure::Dimension::from(by);
+        let groups = rows
+            .iter()
+            .map(|r| {
+                let withheld = protection
+                    .as_ref()
+                    .is_some_and(|p| p.is_withheld(dimension, r.key.as_deref()));
+                StatisticsGroup {
+                    key: r.key.clone(),
+                    case_count: (!withheld).then(|| int(r.case_count)),
+                    victim_count: (!withheld).then(|| int(r.victim_count)),
+                    suppressed: withheld,
+                }
+            })
+            .collect();
+        // A case with several acts is in several ACT groups: that table's totals are counted
+        // apart, once per case.
         let exact = by != StatisticsDimension::Act;
         let (cases, victims): (i64, i64) = rows
             .iter()
             .fold((0, 0), |(c, v), r| (c + r.case_count, v + r.victim_count));
-        // A total below the threshold is itself a small cell.
-        let small_total = threshold.is_some_and(|t| cases < i64::from(t));
-        let hidden = small_total || (threshold.is_some() && !exact);
+        let published = protection.as_ref().is_none_or(|p| p.total_published());
         Self {
             by,
             groups,
-            total_cases: (!hidden && exact).then(|| int(cases)),
-            total_victims: (!hidden && exact).then(|| int(victims)),
+            total_cases: (published && exact).then(|| int(cases)),
+            total_victims: (published && exact).then(|| int(victims)),
             filter,
-            exact_totals: threshold.is_none() && !exact,
+            exact_totals: published && !exact,
         }
     }
 }

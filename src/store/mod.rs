@@ -240,6 +240,12 @@ pub trait Store: Send + Sync + 'static {
         source: &str,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> StoreResult<ImportCounts>;
+
+    /// Counts of the cases matching `filter` (and their victims) grouped by mission, host state
+    /// and incident year together, in one query: with `filter.scope` set, what a principal sees
+    /// of the cases itself; without, the joint table behind the MISSION, HOST_STATE and YEAR
+    /// statistics. Statistical disclosure control needs both (`access::disclosure`).
+    async fn case_cross_counts(&self, filter: &CaseFilter) -> StoreResult<Vec<CrossCount>>;
 }
 
 /// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations.

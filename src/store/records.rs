@@ -328,6 +328,22 @@ pub struct StatisticsRow {
     pub victim_count: i64,
 }
 
+/// Cases and victims of one (mission, host state, incident year) group: the joint table the
+/// one-way statistics tables are margins of (see `access::disclosure`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossCount {
+    /// Mission code.
+    pub mission: String,
+    /// Host state (alpha-3); `None` where unknown.
+    pub host_state: Option<String>,
+    /// Incident year, as the YEAR statistics key spells it (`"2013"`).
+    pub year: String,
+    /// Cases in the group.
+    pub cases: i64,
+    /// Victims of those cases.
+    pub victims: i64,
+}
+
 /// A new case.
 #[derive(Debug, Clone)]
 pub struct NewCase {

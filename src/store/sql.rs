@@ -1857,6 +1857,31 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(counts)
     }
+
+    async fn case_cross_counts(&self, filter: &CaseFilter) -> StoreResult<Vec<CrossCount>> {
+        // The year is computed as the YEAR statistics compute it, so that keys match.
+        let mut sql = Sql::new(
+            "SELECT c.mission_code AS m, c.host_state AS h, SUBSTR(c.incident_date, 1, 4) AS y, \
+             COUNT(*) AS cases, CAST(COALESCE(SUM(c.victim_count), 0) AS BIGINT) AS victims FROM cases c",
+        );
+        push_case_filter(&mut sql, filter);
+        sql.push(
+            " GROUP BY c.mission_code, c.host_state, SUBSTR(c.incident_date, 1, 4) ORDER BY m, h, y",
+        );
+        self.fetch_all(&sql)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(CrossCount {
+                    mission: r.try_get("m")?,
+                    host_state: r.try_get("h")?,
+                    year: r.try_get("y")?,
+                    cases: r.try_get("cases")?,
+                    victims: r.try_get("victims")?,
+                })
+            })
+            .collect()
+    }
 }
 
 impl SqlStore {
