@@ -6,13 +6,14 @@
 mod common;
 
 use casegraph::access::disclosure::{
-    audit, primary, protect, Cell, CellInterval, Dimension, MissionFact, Protection, Tables,
-    Visible,
+    audit, primary, protect, Cell, CellInterval, CellRef, Dimension, MissionFact, Protection,
+    Reason, Tables, Visible,
 };
 use casegraph::access::{Organisation, Principal, Role, Visibility};
 use casegraph::import::{self, ImportOptions};
 use casegraph::store::{CaseFilter, MissionFilter, StatisticsDimension, Store};
 use common::Backend;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -293,4 +294,94 @@ async fn suppressing_small_cells_table_by_table_leaks_on_the_real_data() {
             "HTI minus MINUSTAH leaves one case to each of the four: {disclosed:?}"
         );
     }
+}
+
+/// What the running gateway publishes to `token`: its four tables over HTTP, as a protection
+/// (the cells and totals it withheld), plus the table rows it returned.
+async fn published(app: &common::TestApp, token: &str) -> (Protection, Vec<(Dimension, Value)>) {
+    let mut protection = Protection::default();
+    let mut tables = Vec::new();
+    for (by, dimension) in [
+        ("MISSION", Dimension::Mission),
+        ("HOST_STATE", Dimension::HostState),
+        ("YEAR", Dimension::Year),
+        ("ACT", Dimension::Act),
+    ] {
+        let res = app
+            .client
+            .post(format!("{}/graphql", app.base))
+            .bearer_auth(token)
+            .json(&json!({
+                "query": "query($by: StatisticsDimension!) { statistics(by: $by) { totalCases totalVictims groups { key caseCount victimCount suppressed } } }",
+                "variables": { "by": by }
+            }))
+            .send()
+            .await
+            .expect("request");
+        let body: Value = res.json().await.expect("JSON");
+        assert!(body.get("errors").is_none(), "{by}: {body}");
+        let stats = body["data"]["statistics"].clone();
+        for g in stats["groups"].as_array().expect("groups") {
+            if g["suppressed"] == json!(true) {
+                assert!(
+                    g["caseCount"].is_null() && g["victimCount"].is_null(),
+                    "{g}"
+                );
+                protection.withhold(
+                    CellRef::group(dimension, g["key"].as_str()),
+                    Reason::Complementary,
+                );
+            }
+        }
+        if dimension != Dimension::Act && stats["totalCases"].is_null() {
+            protection.withhold(CellRef::Total, Reason::Complementary);
+        }
+        tables.push((dimension, stats));
+    }
+    (protection, tables)
+}
+
+#[tokio::test]
+async fn the_gateway_publishes_no_recomputable_cell_to_an_unrelated_state_and_the_haiti_cells_stay_hidden(
+) {
+    let app = common::spawn_app().await;
+    let data = real_data().await;
+    // Iceland is related to no case: it sees the four tables and the public mission facts.
+    let token = app.token("ISL", &["member-state-analyst"]);
+    let (protection, tables) = published(&app, &token).await;
+    let intervals = audit(&data.tables, &data.facts, &Visible::nothing(), &protection)
+        .expect("the audit solves");
+    let disclosed: Vec<&CellInterval> = intervals.iter().filter(|i| i.is_disclosed()).collect();
+    assert!(
+        disclosed.is_empty(),
+        "what the gateway published pins {} withheld cell(s):\n  {}",
+        disclosed.len(),
+        describe(&intervals)
+    );
+    // The leak the issue found: HTI 16 by host state, MINUSTAH 12 by mission, and the four
+    // other missions on Haitian territory would each be exactly 1.
+    let missions = &tables[0].1["groups"];
+    for code in ["BINUH", "MICAH", "MIPONUH", "UNMIH"] {
+        let g = missions
+            .as_array()
+            .expect("groups")
+            .iter()
+            .find(|g| g["key"] == json!(code))
+            .unwrap_or_else(|| panic!("{code} is a group"));
+        assert_eq!(g["suppressed"], json!(true), "{code}: {g}");
+    }
+    let minustah_or_hti_hidden = missions
+        .as_array()
+        .expect("groups")
+        .iter()
+        .any(|g| g["key"] == json!("MINUSTAH") && g["suppressed"] == json!(true))
+        || tables[1].1["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["key"] == json!("HTI") && g["suppressed"] == json!(true));
+    assert!(
+        minustah_or_hti_hidden,
+        "one of the cells that made the Haiti missions recomputable is withheld too"
+    );
 }

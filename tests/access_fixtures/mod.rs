@@ -148,6 +148,9 @@ pub struct Setup {
     pub no_introspection: bool,
     /// Host-state systems: (connector id, host state, marking of its record, with defendants).
     pub systems: Vec<System>,
+    /// Host-state systems that never answer (connector id, host state): their connectors fail
+    /// with CONNECTOR_UNAVAILABLE and keep a last error.
+    pub dead_systems: Vec<(&'static str, &'static str)>,
 }
 
 /// A host-state system served by the protocol reference server.
@@ -184,6 +187,8 @@ pub struct Fixture {
     pub case_id: String,
     pub case_ref: String,
     pub servers: Vec<ReferenceServer>,
+    /// The connector files the gateway was started with.
+    pub connectors_dir: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -295,6 +300,13 @@ pub async fn start(setup: Setup) -> Fixture {
             .expect("write connector file");
         listeners.push(listener);
     }
+    for (id, host) in &setup.dead_systems {
+        // Port 1 on loopback: nothing listens, every call is refused at once.
+        let file = format!(
+            "name = \"Test system {id}\"\nkind = \"protocol\"\nhost_states = [\"{host}\"]\nmatch_by = \"un_reference\"\n\n[protocol]\nbase_url = \"http://127.0.0.1:1\"\n\n[runtime]\nretries = 0\n"
+        );
+        std::fs::write(connectors.join(format!("{id}.toml")), file).expect("write connector file");
+    }
     let policy_path = match &setup.policy {
         Some(text) => {
             let p = dir.path().join("policy.toml");
@@ -303,7 +315,7 @@ pub async fn start(setup: Setup) -> Fixture {
         }
         None => String::new(),
     };
-    let connectors_setting = if setup.systems.is_empty() {
+    let connectors_setting = if setup.systems.is_empty() && setup.dead_systems.is_empty() {
         String::new()
     } else {
         connectors.display().to_string()
@@ -385,6 +397,7 @@ pub async fn start(setup: Setup) -> Fixture {
         case_id,
         case_ref,
         servers,
+        connectors_dir: connectors,
         _dir: dir,
     }
 }
