@@ -427,6 +427,10 @@ fn refusal(code: ErrorCode, message: String) -> ServerError {
 /// the whole document, in `parse_query`.)
 const ROOT_INTERNAL: &[&str] = &["_service", "_entities"];
 
+/// Types async-graphql serves itself that the policy classifies: their fields are general data,
+/// decided here by the plan.
+const INTERNAL_TYPES: &[&str] = &["_Service"];
+
 fn info_path(info: &ResolveInfo<'_>) -> Vec<PathSegment> {
     info.path_node
         .to_string_vec()
@@ -519,18 +523,21 @@ impl Extension for EnforceExtension {
             // fields are enforced as they resolve.
             return next.run(ctx, info).await;
         }
-        if info.is_for_introspection
-            || parent.starts_with("__")
-            || parent == "_Service"
-            || info.name.starts_with("__")
+        let internal = (parent == "Query" && ROOT_INTERNAL.contains(&info.name))
+            || INTERNAL_TYPES.contains(&parent);
+        if !internal
+            && (info.is_for_introspection
+                || parent.starts_with("__")
+                || info.name.starts_with("__"))
         {
             // Decided for the whole document in `parse_query`.
             return next.run(ctx, info).await;
         }
-        if parent == "Query" && ROOT_INTERNAL.contains(&info.name) {
+        if internal {
             let allowed = ra
                 .unplanned(parent, info.name)
                 .is_some_and(|p| p.decision == FieldDecision::Grant);
+            // (A general field is never left to the record: nothing there is per record.)
             if !allowed {
                 ra.audit
                     .denied(None, info.path_node.to_string_vec().join("."));

@@ -79,6 +79,20 @@ pub struct FocalPointInput {
     pub email: Option<String>,
 }
 
+/// A case a write targets: one the writer cannot see answers exactly like one that does not
+/// exist, and nothing is written.
+async fn target(ctx: &Context<'_>, id: &str) -> Result<Case> {
+    let case = reload(ctx, id).await?;
+    if super::viewpoint(ctx).sees(&case.facts) {
+        Ok(case)
+    } else {
+        Err(gql_error(
+            ErrorCode::NotFound,
+            format!("case {id} not found"),
+        ))
+    }
+}
+
 async fn reload(ctx: &Context<'_>, id: &str) -> Result<Case> {
     let found = services(ctx)
         .store
@@ -121,7 +135,8 @@ pub struct LinkNationalReferencePayload {
 
 #[Object(name = "Mutation")]
 impl MutationRoot {
-    /// Reports a new case. The store assigns its id and reference (`MISSION-YYYYMMDD`).
+    /// Reports a new case. The store assigns its id and reference (`MISSION-YYYYMMDD`). Null
+    /// when the new case is not one the writer may see.
     async fn report_case(
         &self,
         ctx: &Context<'_>,
@@ -168,7 +183,11 @@ impl MutationRoot {
             .map_err(store_err)?;
         tracing::info!(case = %record.id, operation = "reportCase", "Case reported");
         audit_write(ctx, WriteOperation::ReportCase, Some(&record.id));
-        Ok(Some(Guarded(Case::from(record))))
+        // A writer the policy lets report cases it will not see gets null, not the case.
+        let case = Case::from(record);
+        Ok(super::viewpoint(ctx)
+            .sees(&case.facts)
+            .then(|| Guarded(case)))
     }
 
     /// Changes a case if it is still at `expectedVersion`; otherwise fails with
@@ -181,6 +200,7 @@ impl MutationRoot {
         input: UpdateCaseInput,
     ) -> Result<Option<Guarded<Case>>> {
         let actor = super::actor(ctx);
+        target(ctx, &id).await?;
         let today = Utc::now().date_naive();
         let patch = CasePatch {
             host_state: input
@@ -245,6 +265,7 @@ impl MutationRoot {
         input: VictimInput,
     ) -> Result<Option<Guarded<AddVictimPayload>>> {
         let actor = super::actor(ctx);
+        target(ctx, &case_id).await?;
         let nationality = input
             .nationality
             .as_deref()
@@ -294,6 +315,7 @@ impl MutationRoot {
         input: FollowUpActionInput,
     ) -> Result<Option<Guarded<RecordFollowUpActionPayload>>> {
         let actor = super::actor(ctx);
+        target(ctx, &case_id).await?;
         let action = NewFollowUp {
             kind: input.kind,
             description: text("description", &input.description, 10_000)?,
@@ -396,15 +418,8 @@ impl MutationRoot {
         let actor = super::actor(ctx);
         let content = text("content", &content, 20_000)?;
         // Only a case the state is concerned with: an invisible case is "not found".
-        let case = reload(ctx, &case_id).await?;
-        let viewpoint = super::viewpoint(ctx);
-        if !viewpoint.sees(&case.facts) {
-            return Err(gql_error(
-                ErrorCode::NotFound,
-                format!("case {} not found", case_id.0),
-            ));
-        }
-        let organisation = viewpoint.principal.organisation.to_string();
+        let case = target(ctx, &case_id).await?;
+        let organisation = super::viewpoint(ctx).principal.organisation.to_string();
         let record = services(ctx)
             .store
             .insert_submission(&case_id, &organisation, &actor, &content)
@@ -451,6 +466,7 @@ impl MutationRoot {
         input: NationalReferenceInput,
     ) -> Result<Option<Guarded<LinkNationalReferencePayload>>> {
         let actor = super::actor(ctx);
+        target(ctx, &case_id).await?;
         let link = NewNationalReference {
             state: country("state", &input.state)?,
             authority: text("authority", &input.authority, 300)?,
