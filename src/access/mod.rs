@@ -429,7 +429,6 @@ fn implies(policy: &Policy, a: Level, b: Level) -> bool {
 /// is granted on it, computed as a fixpoint over the fields leading to it.
 fn guarantees<'p>(policy: &'p Policy, types: &HashMap<String, TypeTraits>) -> HashMap<&'p str, u8> {
     let kind = |t: &str| types.get(t).map_or(SubjectKind::General, |tr| tr.kind);
-    let concerned = policy.level_rule(Level::Concerned);
     // Levels whose grant does not depend on the record (roles, ANY, UN): they carry over to
     // any other record.
     let universal = Level::ALL.iter().fold(0u8, |acc, l| {
@@ -449,17 +448,20 @@ fn guarantees<'p>(policy: &'p Policy, types: &HashMap<String, TypeTraits>) -> Ha
             acc | (1 << *l as u8)
         }
     });
-    let own_victim_bound = Level::ALL.iter().fold(0u8, |acc, l| {
-        if policy
-            .level_rule(*l)
-            .relationships
-            .has(Relationship::OwnVictimState)
-        {
-            acc | (1 << *l as u8)
-        } else {
-            acc
-        }
-    });
+    // OWN_VICTIM_STATE is the only relationship that narrows from a case (any victim's
+    // state) to one of its victims (that victim's state). A level granted on the case through
+    // it still holds on every victim when the level also has NATIONALITY_STATE and
+    // CONTRIBUTING_STATE (which keep their case-wide meaning on a victim).
+    let narrows = |l: Level| {
+        let rels = policy.level_rule(l).relationships;
+        rels.has(Relationship::OwnVictimState)
+            && !(rels.has(Relationship::NationalityState)
+                && rels.has(Relationship::ContributingState))
+    };
+    let own_victim_bound = Level::ALL
+        .iter()
+        .filter(|l| narrows(**l))
+        .fold(0u8, |acc, l| acc | (1 << *l as u8));
     let mut g: HashMap<&str, u8> = policy
         .fields()
         .iter()
@@ -498,9 +500,7 @@ fn guarantees<'p>(policy: &'p Policy, types: &HashMap<String, TypeTraits>) -> Ha
                 _ => universal,
             };
             // Case data is only served when its case is visible.
-            if tk == SubjectKind::Case
-                || (tk == SubjectKind::Victim
-                    && !concerned.relationships.has(Relationship::OwnVictimState))
+            if tk == SubjectKind::Case || (tk == SubjectKind::Victim && !narrows(Level::Concerned))
             {
                 incoming |= 1 << Level::Concerned as u8;
             }
