@@ -638,7 +638,8 @@ fn the_test_reads_the_same_levels_as_the_gate() {
 
 #[tokio::test]
 async fn a_denied_field_is_null_at_its_own_path_and_its_record_stays() {
-    // DESIGN.md: "a denied field resolves to null with one error at its path".
+    // docs/architecture.md, "The single enforcement point": "a denied field resolves to null
+    // with one error at its path".
     let fx = start(Setup::default()).await;
     let q = "query($id: ID!) { case(id: $id) { location { region coordinates { latitude } } victims { nationality name } } }";
     let (_, text, body) = run(&fx.app, &NATIONALITY_TCD, q, json!({ "id": fx.case_id })).await;

@@ -1,5 +1,5 @@
-//! The canonical model of national proceedings (DESIGN.md): what every connector maps its
-//! national vocabulary onto.
+//! The canonical model of national proceedings (`docs/architecture.md`, "The canonical model"):
+//! what every connector maps its national vocabulary onto.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

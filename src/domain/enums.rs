@@ -1,5 +1,5 @@
-//! Closed vocabularies of the canonical model (DESIGN.md). Each value has one spelling, used
-//! in GraphQL, in the store and in configuration alike.
+//! Closed vocabularies of the canonical model (`docs/architecture.md`, "The canonical model").
+//! Each value has one spelling, used in GraphQL, in the store and in configuration alike.
 
 use super::ParseError;
 
