@@ -218,6 +218,7 @@ impl GatewayBuilder {
         let policy = load_policy(&config.access)?;
         let connectors = load_connectors(&config.connectors.dir, sealing_of(&policy)).await?;
         let access = schema::access_for(policy)?;
+        let plans = access.plan_stats();
         let audit = if config.access.audit {
             access::audit::start(Arc::clone(&store)).await?
         } else {
@@ -239,6 +240,7 @@ impl GatewayBuilder {
             auth: authenticator.clone(),
             store: Arc::clone(&store),
             metrics: Arc::new(http::Metrics::default()),
+            plans,
             connectors: connectors.clone(),
             graphiql: config.server.graphiql,
         };

@@ -385,27 +385,56 @@ async fn a_foreign_case_id_answers_exactly_like_a_case_that_does_not_exist() {
 }
 
 #[tokio::test]
-async fn the_entities_entry_point_resolves_no_case_for_anyone() {
-    // Federation is enabled (`_entities`, `_service`). No type has an entity resolver, so
-    // `_entities` must resolve nothing: a case reached through it would bypass `case(id:)`'s
-    // visibility check. If an entity resolver is added, this fails until it is gated.
+async fn the_entities_entry_point_resolves_a_case_only_for_those_who_see_it() {
+    // Federation's `_entities` resolves `Case` by id for a supergraph: it follows the same
+    // visibility as `case(id:)`, and the same enforcement applies to what it resolves.
     let fx = start(Setup {
         no_introspection: true,
         ..Setup::default()
     })
     .await;
     let q = r#"query($r: [_Any!]!) { _entities(representations: $r) { __typename ... on Case { id summary victims { name } } } }"#;
-    let reps = json!({ "r": [{ "__typename": "Case", "id": fx.case_id }, { "__typename": "Victim", "id": "x" }] });
-    for who in [UNRELATED_FRA, UN_OFFICER] {
-        let (_, text, body) = run(&fx.app, &who, q, reps.clone()).await;
+    let case = json!({ "r": [{ "__typename": "Case", "id": fx.case_id }] });
+    for who in [UNRELATED_FRA, REGIONAL_AU] {
+        let (_, text, body) = run(&fx.app, &who, q, case.clone()).await;
         assert_absent(&text, &planted(), who.label);
         assert!(!text.contains(&fx.case_id), "{}: {text}", who.label);
-        let resolved = body["data"]["_entities"]
-            .as_array()
-            .map(|a| a.iter().filter(|e| !e.is_null()).count())
-            .unwrap_or(0);
-        assert_eq!(resolved, 0, "{}: {text}", who.label);
+        assert_eq!(
+            body["data"]["_entities"],
+            json!([null]),
+            "{}: {text}",
+            who.label
+        );
+        // Exactly what a case that does not exist gives.
+        let (_, _, none) = run(
+            &fx.app,
+            &who,
+            q,
+            json!({ "r": [{ "__typename": "Case", "id": "no-such-case" }] }),
+        )
+        .await;
+        assert_eq!(none, body, "{}", who.label);
     }
+    // A victim's state resolves it, without what it may not read (the other victim's name).
+    let (_, text, body) = run(&fx.app, &NATIONALITY_TCD, q, case.clone()).await;
+    assert_eq!(
+        body["data"]["_entities"][0]["id"],
+        json!(fx.case_id),
+        "{text}"
+    );
+    assert_absent(&text, &[SEN_NAME], "nationality state through _entities");
+    assert!(text.contains(TCD_NAME), "its own victim's name: {text}");
+    // The case officer reads it all.
+    let (_, text, body) = run(&fx.app, &UN_OFFICER, q, case).await;
+    assert_eq!(
+        body["data"]["_entities"][0]["summary"],
+        json!(SUMMARY),
+        "{text}"
+    );
+    // A type with no entity resolver resolves nothing.
+    let victim = json!({ "r": [{ "__typename": "Victim", "id": "x" }] });
+    let (_, text, _) = run(&fx.app, &UN_OFFICER, q, victim).await;
+    assert_absent(&text, &planted(), "an unknown entity type");
 }
 
 #[tokio::test]

@@ -31,6 +31,7 @@ const CHAINS: &[(&str, &[(&str, &str)])] = &[
     ),
     ("NationalReference", &[("Case", "nationalReferences")]),
     ("FollowUpAction", &[("Case", "followUpActions")]),
+    ("Submission", &[("Case", "submissions")]),
     (
         "CapacityBuildingAssistance",
         &[("Case", "capacityBuildingAssistance")],
@@ -67,12 +68,15 @@ const CHAINS: &[(&str, &[(&str, &str)])] = &[
 ];
 
 /// Types whose fields a source's marking raises (the record of a host-state system).
-const MARKED_TYPES: &[&str] = &[
-    "NationalProceedings",
-    "Court",
-    "Defendant",
-    "StageEntry",
-    "Freshness",
+const MARKED_TYPES: &[&str] = &["NationalProceedings", "Court", "Defendant", "StageEntry"];
+
+/// Fields of a national record that describe the answer, not the record: the marking leaves
+/// them at their own level (so a marked record never loses a non-null key).
+const UNMARKED_FIELDS: &[&str] = &[
+    "source",
+    "sourceName",
+    "freshness",
+    "restrictedRecordExists",
 ];
 
 /// What the test knows of a principal's relationships, stated per subject.
@@ -280,7 +284,7 @@ impl Walk<'_> {
             }
         }
         let marked = MARKED_TYPES.contains(&ty)
-            && !(ty == "NationalProceedings" && field == "restrictedRecordExists");
+            && !(ty == "NationalProceedings" && UNMARKED_FIELDS.contains(&field));
         match ctx.floor {
             Some(f) if marked => level.max(f),
             _ => level,

@@ -471,6 +471,24 @@ async fn metrics_expose_store_queries_and_count_graphql_requests() {
         sample(&after, "casegraph_graphql_request_duration_seconds_count"),
         sample(&before, "casegraph_graphql_request_duration_seconds_count") + 2
     );
+    // The same document again is planned once: the second run hits the plan cache.
+    let misses = sample(&after, "casegraph_access_plans_total{cache=\"miss\"}");
+    let hits = sample(&after, "casegraph_access_plans_total{cache=\"hit\"}");
+    let (status, body) = app
+        .gql(&app.analyst(), "{ missions { code } }", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let again = metrics(&app).await;
+    assert_eq!(
+        sample(&again, "casegraph_access_plans_total{cache=\"miss\"}"),
+        misses,
+        "{again}"
+    );
+    assert_eq!(
+        sample(&again, "casegraph_access_plans_total{cache=\"hit\"}"),
+        hits + 1,
+        "{again}"
+    );
 }
 
 // ---------- the real binary: logs and shutdown ----------

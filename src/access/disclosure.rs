@@ -253,12 +253,12 @@ impl From<&MissionRecord> for MissionFact {
 
 /// What a principal sees of the cases itself.
 ///
-/// Built from the principal's case scope (`Access::case_scope`, `Some` exactly when cells are
-/// suppressed for it): with `filter = CaseFilter { scope: Some(scope), ..Default::default() }`,
+/// Built from the principal's visibility (`Viewpoint::visibility`, not `All` exactly when cells
+/// are suppressed for it): with `filter = CaseFilter { visibility, ..CaseFilter::all() }`,
 /// `cross` is `store.case_cross_counts(&filter)`, `acts` is `store.statistics(ACT, &filter)`,
-/// `complete_hosts` is `scope.states` and `complete_missions` is `scope.missions`. Two
-/// principals with the same scope get the same [`Protection`], so a cache can be keyed by the
-/// data's fingerprint and the scope.
+/// `complete_hosts` is `visibility.complete_hosts()` and `complete_missions` is
+/// `visibility.complete_missions()`. Two principals with the same visibility get the same
+/// [`Protection`] (the statistics resolver recomputes it per request; it takes milliseconds).
 #[derive(Debug, Clone, Default)]
 pub struct Visible {
     /// Its visible cases, grouped by (mission, host state, year): the store's

@@ -107,7 +107,7 @@ impl Subject<'_> {
     }
 }
 
-/// Counters of the plan cache, for `/metrics` and the benchmark.
+/// Counters of the plan cache, rendered at `/metrics`.
 #[derive(Debug, Default)]
 pub struct PlanStats {
     /// Operations whose plan came from the cache.
@@ -173,8 +173,8 @@ impl Access {
     }
 
     /// Plan cache counters.
-    pub fn plan_stats(&self) -> &PlanStats {
-        &self.stats
+    pub fn plan_stats(&self) -> Arc<PlanStats> {
+        Arc::clone(&self.stats)
     }
 
     /// What `type_name`'s records are.

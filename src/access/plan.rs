@@ -239,8 +239,9 @@ impl OperationPlan {
     }
 }
 
-/// Deepest nesting the walk follows; deeper documents are refused by the depth limit anyway,
-/// and what lies deeper is denied (no plan entry) rather than walked.
+/// Deepest nesting the walk follows; deeper documents are refused by the depth limit anyway.
+/// A field deeper than this has no plan entry: the enforcement point then takes the class's
+/// decision for it and refuses it if it sets any classified argument.
 const MAX_WALK_DEPTH: usize = 256;
 
 struct Walk<'a> {

@@ -3,7 +3,7 @@
 //!
 //! The store translates a [`Visibility`] into SQL (`store::sql`), the enforcement point
 //! evaluates the same conditions in memory ([`Visibility::matches`], and
-//! [`super::Access::relationships`]), so lists, counts, `case(id)`, `_entities`, statistics and
+//! [`super::Viewpoint::relationships`]), so lists, counts, `case(id)`, `_entities`, statistics and
 //! nested back-edges agree under any policy.
 
 use super::{CaseFacts, Organisation, Principal, Relationship, Role};
@@ -53,7 +53,7 @@ pub enum Condition {
 /// The one definition of the case-level relationships: what relationship `r` between
 /// `principal` and a case requires of the case. `OWN_VICTIM_STATE` at case level is "the state
 /// of any of its victims" (a victim's own fields narrow it to that victim, see
-/// [`super::Access::relationships`]).
+/// [`super::Viewpoint::relationships`]).
 pub fn condition(principal: &Principal, r: Relationship) -> Condition {
     let state = match &principal.organisation {
         Organisation::MemberState(c) => Some(vec![c.to_string()]),
@@ -84,7 +84,7 @@ pub fn condition(principal: &Principal, r: Relationship) -> Condition {
 }
 
 /// The cases a principal may see: compiled from `[levels.CONCERNED]` by
-/// [`super::Access::visibility`].
+/// [`super::Access::viewpoint`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Visibility {
     /// Every case.

@@ -151,3 +151,28 @@ pub fn render_connectors(connectors: &crate::connectors::Connectors) -> String {
     }
     out
 }
+
+/// The access plan cache's counters.
+pub fn render_plans(stats: &crate::access::PlanStats) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP casegraph_access_plans_total Operations planned against the access policy, by whether the plan came from the cache.\n");
+    out.push_str("# TYPE casegraph_access_plans_total counter\n");
+    let _ = writeln!(
+        out,
+        "casegraph_access_plans_total{{cache=\"hit\"}} {}",
+        stats.hits.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "casegraph_access_plans_total{{cache=\"miss\"}} {}",
+        stats.misses.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP casegraph_access_planning_seconds_total Time spent planning operations (cache misses).\n");
+    out.push_str("# TYPE casegraph_access_planning_seconds_total counter\n");
+    let _ = writeln!(
+        out,
+        "casegraph_access_planning_seconds_total {}",
+        stats.planning_ns.load(Ordering::Relaxed) as f64 / 1e9
+    );
+    out
+}

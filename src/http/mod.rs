@@ -35,6 +35,8 @@ pub struct AppState {
     pub(crate) auth: Authenticator,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Counters of the access plan cache.
+    pub(crate) plans: Arc<crate::access::PlanStats>,
     pub(crate) graphiql: bool,
     pub(crate) connectors: crate::connectors::Connectors,
 }
@@ -112,6 +114,7 @@ async fn ready(State(state): State<AppState>) -> Response {
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut body = state.metrics.render(state.store.query_count());
     body.push_str(&metrics::render_connectors(&state.connectors));
+    body.push_str(&metrics::render_plans(&state.plans));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -720,8 +720,8 @@ pub struct StatisticsGroup {
     pub case_count: Option<i32>,
     /// Victims in the group; null when suppressed.
     pub victim_count: Option<i32>,
-    /// The counts are withheld: the group is too small to publish to this principal (or is
-    /// withheld so that another small group cannot be worked out from the totals).
+    /// The counts are withheld: the group is too small to publish to this principal, or is
+    /// withheld so that no withheld group can be worked out from the other tables.
     pub suppressed: bool,
 }
 

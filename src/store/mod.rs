@@ -242,7 +242,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<ImportCounts>;
 
     /// Counts of the cases matching `filter` (and their victims) grouped by mission, host state
-    /// and incident year together, in one query: with `filter.scope` set, what a principal sees
+    /// and incident year together, in one query: with `filter.visibility` scoped to a principal, what it sees
     /// of the cases itself; without, the joint table behind the MISSION, HOST_STATE and YEAR
     /// statistics. Statistical disclosure control needs both (`access::disclosure`).
     async fn case_cross_counts(&self, filter: &CaseFilter) -> StoreResult<Vec<CrossCount>>;
