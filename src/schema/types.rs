@@ -899,6 +899,11 @@ impl Protected for Coordinates {
     fn subject(&self) -> Subject<'_> {
         Subject::Case(&self.facts)
     }
+
+    /// A position whose two parts are withheld is as absent as none.
+    fn present(&self, readable: &dyn Fn(&str) -> bool) -> bool {
+        readable("latitude") || readable("longitude")
+    }
 }
 
 impl Protected for Victim {
