@@ -81,6 +81,8 @@ for line in open(src, encoding="utf-8"):
             line = f'{key} = {{ level = "PUBLIC", {extra} }}\n'
         else:
             line = f'{key} = "PUBLIC"\n'
+    if line.startswith("convicted_defendant_name ="):
+        line = 'convicted_defendant_name = "PUBLIC"\n'
     out.append(line)
 open(dst, "w", encoding="utf-8").write("".join(out))
 PY
