@@ -10,7 +10,10 @@
 #         rules kept: the same cases are visible to the same principals), so that every field is
 #         granted outright and no per-record decision is taken.
 # Enforcement cannot be compiled out or switched off (security is never a build option): the
-# all-PUBLIC policy is the baseline.
+# all-PUBLIC policy is the baseline. The real policy also audits every read of CASE_PARTIES or
+# above (one row per record read today), which the all-PUBLIC policy never triggers; to tell the
+# two costs apart, a third gateway `real_noaudit` runs the real policy with `[access] audit =
+# false` (BENCH_ATTRIBUTE_AUDIT=0 leaves it out).
 #
 # 1. builds release (`cargo build --release --bins --examples`);
 # 2. imports the real UN data (CLI import) into two temporary SQLite stores;
@@ -46,6 +49,9 @@ ROUNDS=${BENCH_ROUNDS:-4}
 DELAY_MS=${BENCH_DELAY_MS:-0}
 MAX_REQUESTS=${BENCH_MAX_REQUESTS:-2000000}
 RESULTS=${BENCH_RESULTS:-bench/RESULTS.md}
+ATTRIBUTE_AUDIT=${BENCH_ATTRIBUTE_AUDIT:-1}
+GWS=(real open)
+[[ "$ATTRIBUTE_AUDIT" == 1 ]] && GWS+=(real_noaudit)
 
 unset CASEGRAPH_STORE_URL RUST_LOG
 require_tools cargo jq curl awk sed python3
@@ -89,12 +95,13 @@ PY
 
 # ------------------------------------------------------------------------------- stores
 declare -A GW_ADDR
-for g in real open; do
+for g in "${GWS[@]}"; do
     make_gateway_config "$WORK/$g" "$WORK/connectors"
     [[ $g == open ]] && printf '\n[access]\npolicy_file = "%s"\n' "$WORK/policy-open.toml" >>"$WORK/$g/casegraph.toml"
+    [[ $g == real_noaudit ]] && printf '\n[access]\n# scripts/bench-access.sh: attribution only\naudit = false\n' >>"$WORK/$g/casegraph.toml"
 done
 log "Importing the real UN data into two temporary SQLite stores"
-for g in real open; do import_real_data "$BIN" "$WORK/$g"; done
+for g in "${GWS[@]}"; do import_real_data "$BIN" "$WORK/$g"; done
 echo "  $(cat "$WORK/real/fatalities.out")" >&2
 
 # ------------------------------------------------------------------------------- upstream
@@ -127,10 +134,10 @@ batch_size = 100
 cache_ttl_secs = 3600
 retries = 0
 EOF
-for g in real open; do check_gateway_config "$BIN" "$WORK/$g"; done
+for g in "${GWS[@]}"; do check_gateway_config "$BIN" "$WORK/$g"; done
 
 log "Starting the gateways"
-for g in real open; do
+for g in "${GWS[@]}"; do
     start_gateway "$BIN" "$WORK/$g" "GW_ADDR_$g"
     v="GW_ADDR_$g"
     GW_ADDR[$g]=${!v}
@@ -149,7 +156,7 @@ log "Checking every (principal, query, policy) once"
 declare -A NODES JOINED
 for p in un mli; do
     for q in page joined; do
-        for g in real open; do
+        for g in "${GWS[@]}"; do
             f="$WORK/check_${p}_${q}_$g.json"
             "$LOADGEN" check --token "${TOKEN[$p]}" "http://${GW_ADDR[$g]}/graphql" "$WORK/$q.graphql" >"$f"
             NODES[$p,$q,$g]=$(jq '.data.cases.nodes | length' "$f")
@@ -166,7 +173,7 @@ TARGETS=()
 ARGS=(--token "${TOKEN[un]}")
 for p in un mli; do
     for q in page joined; do
-        for g in real open; do
+        for g in "${GWS[@]}"; do
             t="${p}_${q}_$g"
             TARGETS+=("$t")
             [[ $p != un ]] && ARGS+=(--token-for "$t" "${TOKEN[$p]}")
@@ -219,6 +226,7 @@ $(for t in "${TARGETS[@]}"; do row "$t"; done)
 
 Throughput ratio real / open, per round (min / median / max):
 $(for p in un mli; do for q in page joined; do echo "- ${p} ${q}: $(ratios "${p}_${q}_real" "${p}_${q}_open" | mmm3)"; done; done)
+$(if [[ "$ATTRIBUTE_AUDIT" == 1 ]]; then echo; echo "Attribution, real policy with its audit off / open (enforcement alone), per round (min / median / max):"; for p in un mli; do for q in page joined; do echo "- ${p} ${q}: $(ratios "${p}_${q}_real_noaudit" "${p}_${q}_open" | mmm3)"; done; done; fi)
 
 Plan cache (real gateway, whole run incl. checks): ${HITS} hits, ${MISSES} misses (hit rate $(div "$HITS" "$((HITS + MISSES))" 4)),
 $(awk -v s="$PLAN_S" -v m="$MISSES" 'BEGIN { if (m > 0) printf "%.1f", s / m * 1e6; else print "n/a" }') µs spent planning per planned operation.
