@@ -109,7 +109,7 @@ async fn listed(schema: &CaseGraphSchema, who: &Principal) -> (BTreeSet<String>,
     let q = "query($after: String) { cases(first: 500, after: $after) { totalCount pageInfo { hasNextPage endCursor } nodes { id } } }";
     let mut ids = BTreeSet::new();
     let mut after = Value::Null;
-    let mut total = None;
+    let mut total;
     loop {
         let data = run(schema, who, q, json!({ "after": after })).await;
         let page = &data["cases"];

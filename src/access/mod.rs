@@ -56,7 +56,7 @@ pub enum WriteOperation {
 }
 
 /// What access decisions need to know about a case: computed from the case itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct CaseFacts {
     /// Case id.
     pub id: String,
@@ -68,7 +68,43 @@ pub struct CaseFacts {
     pub nationalities: Vec<String>,
     /// Victims' contributing countries.
     pub contributing: Vec<String>,
+    /// The relationships of the one viewpoint (request) that last asked, by viewpoint id: case
+    /// facts live within one request, and every field of a case asks the same question.
+    pub(crate) rels: std::sync::OnceLock<(u64, Relationships)>,
 }
+
+impl Clone for CaseFacts {
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id.clone(),
+            host_state: self.host_state.clone(),
+            mission: self.mission.clone(),
+            nationalities: self.nationalities.clone(),
+            contributing: self.contributing.clone(),
+            rels: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl PartialEq for CaseFacts {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.id,
+            &self.host_state,
+            &self.mission,
+            &self.nationalities,
+            &self.contributing,
+        ) == (
+            &other.id,
+            &other.host_state,
+            &other.mission,
+            &other.nationalities,
+            &other.contributing,
+        )
+    }
+}
+
+impl Eq for CaseFacts {}
 
 impl CaseFacts {
     /// The facts of a stored case.
@@ -79,6 +115,7 @@ impl CaseFacts {
             mission: case.mission_code.clone(),
             nationalities: case.victim_nationalities.clone(),
             contributing: case.contributing_countries.clone(),
+            rels: std::sync::OnceLock::new(),
         })
     }
 }
@@ -252,6 +289,7 @@ impl Access {
             conditions,
             visibility,
             policy: Arc::clone(&self.policy),
+            id: VIEWPOINTS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -283,12 +321,53 @@ pub struct Viewpoint {
     /// The cases it may see.
     pub visibility: Visibility,
     policy: Arc<Policy>,
+    /// Unique per viewpoint: keys the relationships cached on case facts.
+    id: u64,
 }
+
+/// Source of viewpoint ids.
+static VIEWPOINTS: AtomicU64 = AtomicU64::new(1);
 
 impl Viewpoint {
     /// How the principal relates to `subject`, from the same conditions the store's
     /// visibility predicate is made of.
     pub fn relationships(&self, subject: Subject<'_>) -> Relationships {
+        match subject {
+            Subject::Case(c) => self.case_relationships(c),
+            Subject::Victim(c, nationality, contributor) => {
+                // A victim relates as its case does, but OWN_VICTIM_STATE is this victim's.
+                let mut rels = self
+                    .case_relationships(c)
+                    .without(Relationship::OwnVictimState);
+                let state = self.state.as_deref();
+                if !matches!(
+                    self.conditions[Relationship::OwnVictimState as usize],
+                    Condition::Never
+                ) && state.is_some()
+                    && (nationality == state || contributor == state)
+                {
+                    rels = rels.with(Relationship::OwnVictimState);
+                }
+                rels
+            }
+            other => self.compute(other),
+        }
+    }
+
+    /// A case's relationships, computed once per request and case.
+    fn case_relationships(&self, case: &CaseFacts) -> Relationships {
+        match case.rels.get() {
+            Some((id, rels)) if *id == self.id => *rels,
+            Some(_) => self.compute(Subject::Case(case)),
+            None => {
+                let rels = self.compute(Subject::Case(case));
+                let _ = case.rels.set((self.id, rels));
+                rels
+            }
+        }
+    }
+
+    fn compute(&self, subject: Subject<'_>) -> Relationships {
         let mut rels = Relationships::default();
         for r in Relationship::ALL {
             let holds = match (&self.conditions[r as usize], subject) {
@@ -318,7 +397,7 @@ impl Viewpoint {
     /// Whether the principal may read `level` on `subject`.
     pub fn may_read(&self, level: Level, subject: Subject<'_>) -> bool {
         self.policy
-            .grants(&self.principal, self.relationships(subject), level)
+            .grants_roles(self.class.roles, self.relationships(subject), level)
     }
 
     /// Whether a case is visible (the in-memory form of the store's predicate).
@@ -550,6 +629,7 @@ mod tests {
             mission: "MINUSMA".into(),
             nationalities: vec!["SEN".into(), "TCD".into()],
             contributing: vec!["SEN".into()],
+            ..CaseFacts::default()
         }
     }
 
@@ -605,6 +685,23 @@ mod tests {
             .viewpoint(principal("AU", &[Role::MemberStateAnalyst]))
             .visibility
             .is_nothing());
+    }
+
+    #[test]
+    fn relationships_cached_on_a_case_belong_to_the_viewpoint_that_computed_them() {
+        let a = access();
+        let c = case();
+        let mli = a.viewpoint(principal("MLI", &[Role::MemberStateAnalyst]));
+        let fra = a.viewpoint(principal("FRA", &[Role::MemberStateAnalyst]));
+        assert!(mli
+            .relationships(Subject::Case(&c))
+            .has(Relationship::HostState));
+        // The same facts, asked by another principal: nothing of MLI's answer carries over.
+        assert!(!fra
+            .relationships(Subject::Case(&c))
+            .has(Relationship::HostState));
+        assert!(!fra.may_read(Level::Concerned, Subject::Case(&c)));
+        assert!(mli.may_read(Level::CaseParties, Subject::Case(&c)));
     }
 
     #[test]

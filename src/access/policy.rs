@@ -426,6 +426,11 @@ impl Relationships {
         self.0 & Self::bit(r) != 0
     }
 
+    /// With `r` removed.
+    pub fn without(self, r: Relationship) -> Self {
+        Self(self.0 & !Self::bit(r))
+    }
+
     /// Whether the sets share a relationship.
     pub fn intersects(self, other: Relationships) -> bool {
         self.0 & other.0 != 0

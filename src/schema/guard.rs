@@ -162,7 +162,7 @@ impl RequestAccess {
         pos: async_graphql::Pos,
         type_name: &str,
         field: &str,
-    ) -> Option<PlannedField> {
+    ) -> Option<Cow<'_, PlannedField>> {
         self.plan
             .get()
             .and_then(|p| p.fields.get(&pos))
@@ -170,8 +170,8 @@ impl RequestAccess {
                 let f = self.access.policy().field(p.id);
                 f.type_name == type_name && f.field == field
             })
-            .cloned()
-            .or_else(|| self.unplanned(type_name, field))
+            .map(Cow::Borrowed)
+            .or_else(|| self.unplanned(type_name, field).map(Cow::Owned))
     }
 
     /// Whether `field` of `record` would be readable (for [`Protected::present`]). No side
@@ -432,8 +432,11 @@ const ROOT_INTERNAL: &[&str] = &["_service", "_entities"];
 const INTERNAL_TYPES: &[&str] = &["_Service"];
 
 fn info_path(info: &ResolveInfo<'_>) -> Vec<PathSegment> {
-    info.path_node
-        .to_string_vec()
+    path_segments(info.path_node)
+}
+
+fn path_segments(node: &async_graphql::QueryPathNode<'_>) -> Vec<PathSegment> {
+    node.to_string_vec()
         .into_iter()
         .map(|s| match s.parse::<usize>() {
             Ok(i) => PathSegment::Index(i),
@@ -551,18 +554,18 @@ impl Extension for EnforceExtension {
             }
             return next.run(ctx, info).await;
         }
-        let key = info.path_node as *const _ as usize;
+        let node = info.path_node;
+        let name = info.name;
+        let key = node as *const _ as usize;
         lock(&ra.pending).insert(key);
-        let path = info_path(&info);
-        let field = format!("{parent}.{}", info.name);
         let result = next.run(ctx, info).await;
         if lock(&ra.pending).remove(&key) {
             tracing::error!(
-                field = %field,
+                field = %format!("{parent}.{name}"),
                 "A field resolved without the enforcement point (its type is not Guarded); withheld"
             );
-            let mut err = forbidden(format!("{field} is not readable by this principal"));
-            err.path = path;
+            let mut err = forbidden(format!("{parent}.{name} is not readable by this principal"));
+            err.path = path_segments(node);
             lock(&ra.errors).push(err);
             return Ok(Some(Value::Null));
         }
