@@ -172,6 +172,11 @@ impl ClassPlan {
         Self { fields, arguments }
     }
 
+    /// Whether the class may use an argument classified at `level`.
+    pub fn may_use(&self, level: Level) -> bool {
+        self.arguments[level as usize]
+    }
+
     /// The decision on a field.
     pub fn decision(&self, id: FieldId) -> FieldDecision {
         self.fields.get(id).copied().unwrap_or(FieldDecision::Deny)

@@ -143,15 +143,17 @@ impl RequestAccess {
     /// documents; computed from the class plan so that nothing is ever left undecided).
     fn unplanned(&self, type_name: &str, field: &str) -> Option<PlannedField> {
         let id = self.access.policy().field_id(type_name, field)?;
+        let class = self.access.class_plan(self.viewpoint.class);
         Some(PlannedField {
             id,
-            decision: self.access.class_plan(self.viewpoint.class).decision(id),
+            decision: class.decision(id),
             denied_arguments: self
                 .access
                 .policy()
                 .field(id)
                 .arguments
                 .iter()
+                .filter(|(_, level)| !class.may_use(*level))
                 .map(|(p, _)| p.clone())
                 .collect(),
         })
@@ -318,8 +320,18 @@ impl<T: OutputType + ContainerType + Protected> ContainerType for Guarded<T> {
         let type_name = T::type_name();
         let name = ctx.item.node.name.node.as_str();
         let Some(planned) = ra.planned(ctx.item.pos, &type_name, name) else {
-            // Not a field of the policy (async-graphql answers unknown fields itself).
-            return self.0.resolve_field(ctx).await;
+            // Every field of the schema has a rule (checked at start): a field without one is
+            // refused, never resolved unchecked.
+            tracing::error!(field = %format!("{type_name}.{name}"), "A field without a policy rule was asked; refused");
+            ctx.add_error(
+                ctx.set_error_path(
+                    forbidden(format!(
+                        "{type_name}.{name} is not readable by this principal"
+                    ))
+                    .with_pos(ctx.item.pos),
+                ),
+            );
+            return Ok(Some(Value::Null));
         };
         let subject = self.0.subject();
         let case = subject.case_id();
@@ -537,9 +549,11 @@ impl Extension for EnforceExtension {
             return next.run(ctx, info).await;
         }
         if internal {
-            let allowed = ra
-                .unplanned(parent, info.name)
-                .is_some_and(|p| p.decision == FieldDecision::Grant);
+            // Arguments of these fields are always given (`representations`): one the class
+            // may not use refuses the field.
+            let allowed = ra.unplanned(parent, info.name).is_some_and(|p| {
+                p.decision == FieldDecision::Grant && p.denied_arguments.is_empty()
+            });
             // (A general field is never left to the record: nothing there is per record.)
             if !allowed {
                 ra.audit
