@@ -4,6 +4,7 @@
 //! request, and gets a response back.
 
 mod audit;
+mod cost;
 mod guard;
 mod inputs;
 mod loaders;
@@ -82,12 +83,14 @@ pub fn build(
             audit: options.audit.clone(),
             cursor_key: options.cursor_key,
         })
-        .limit_depth(options.limits.max_depth)
-        .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
+        // Depth, fields, aliases, root fields and cost are measured by `cost` over the expanded
+        // document in `prepare_request`, before async-graphql parses, checks recursion and
+        // validates (each of which expands fragments); so `limit_depth`/`limit_complexity`,
+        // which count during validation, are not used.
+        .extension(cost::OperationLimits::new(&options.limits))
         .extension(guard::Enforce {
             introspection: options.introspection,
-            max_aliases: options.limits.max_aliases,
         })
         .extension(audit::OperationName);
     if !options.introspection {
