@@ -159,6 +159,11 @@ impl JwksCache {
         }
     }
 
+    /// Whether a usable key set is held.
+    pub(crate) fn has_keys(&self) -> bool {
+        !self.snapshot().0.is_empty()
+    }
+
     /// Fetches the key set now, unless one was fetched recently. Used to warm the cache at start.
     pub(crate) async fn warm_up(&self) {
         let (_, stale, generation) = self.snapshot();

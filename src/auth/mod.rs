@@ -282,6 +282,15 @@ impl Authenticator {
         Ok(authenticator)
     }
 
+    /// Whether tokens can be verified now: true unless an identity provider is configured and
+    /// none of its signing keys could be fetched yet (for `/health/ready`).
+    pub fn ready(&self) -> bool {
+        self.inner
+            .jwt
+            .as_ref()
+            .is_none_or(|jwt| jwt.keys.has_keys())
+    }
+
     /// The development issuer, when enabled (e.g. to mint demo tokens in-process).
     pub fn dev_issuer(&self) -> Option<&DevIssuer> {
         self.inner.dev.as_deref()

@@ -550,9 +550,6 @@ impl<'a> Measure<'a> {
 
     /// Refuses any definition over a limit, then the executed operation's estimated cost.
     fn check(&self, operation_name: Option<&str>) -> ServerResult<()> {
-        for name in &self.order {
-            self.check_figures(self.fragments[name], &format!("fragment {}", short(name)))?;
-        }
         for (name, op) in self.doc.operations.iter() {
             let what = name.map_or_else(
                 || "the operation".to_string(),
@@ -572,6 +569,10 @@ impl<'a> Measure<'a> {
                     ),
                 ));
             }
+        }
+        // Fragments no operation spreads are still walked by validation.
+        for name in &self.order {
+            self.check_figures(self.fragments[name], &format!("fragment {}", short(name)))?;
         }
         if let Some(cost) = self.cost(operation_name) {
             let max = self.limits.max_complexity as u64;
