@@ -618,3 +618,140 @@ async fn the_work_of_a_client_that_goes_away_is_cancelled() {
     upstream.wait_dropped(1).await;
     normal_query_answers(&app).await;
 }
+
+// ---------- an identity provider that hangs ----------
+
+const RSA_TEST_KEY: &[u8] = include_bytes!("fixtures/keys/rsa-test-key.pem");
+const RSA_TEST_JWK: &str = include_str!("fixtures/keys/rsa-test-jwk.json");
+const IDP: &str = "https://idp.test/";
+
+/// A JWKS endpoint that answers the test key, or, once told to hang, accepts requests and
+/// never answers them (counting those started and those the gateway gave up).
+#[derive(Clone, Default)]
+struct Idp {
+    hang: Arc<std::sync::atomic::AtomicBool>,
+    answered: Arc<AtomicUsize>,
+    hanging: Arc<AtomicUsize>,
+    abandoned: Arc<AtomicUsize>,
+}
+
+async fn jwks(State(idp): State<Idp>) -> axum::Json<Value> {
+    if idp.hang.load(Ordering::SeqCst) {
+        let _guard = CountDrop(Arc::clone(&idp.abandoned), false);
+        idp.hanging.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<()>().await;
+    }
+    idp.answered.fetch_add(1, Ordering::SeqCst);
+    let jwk: Value = serde_json::from_str(RSA_TEST_JWK).expect("fixture JWK");
+    axum::Json(json!({ "keys": [jwk] }))
+}
+
+impl Idp {
+    async fn start(hang: bool) -> (Self, String) {
+        let idp = Idp::default();
+        idp.hang.store(hang, Ordering::SeqCst);
+        let app = axum::Router::new()
+            .route("/jwks", get(jwks))
+            .with_state(idp.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        (idp, format!("http://{addr}/jwks"))
+    }
+}
+
+fn idp_token(subject: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let claims = json!({
+        "iss": IDP, "sub": subject, "aud": "casegraph", "exp": now + 600, "nbf": now,
+        "org": "UN", "roles": ["un-analyst"],
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rsa-test-1".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_TEST_KEY).expect("fixture key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+}
+
+/// The identity provider at `url` only, refreshing its keys every second, each fetch given a
+/// minute: a fetch that hangs hangs for the whole test.
+fn trust_idp(c: &mut casegraph::config::Config, url: &str) {
+    c.auth.jwt = Some(casegraph::config::JwtIssuerConfig {
+        issuer: IDP.into(),
+        jwks_url: url.into(),
+        algorithms: vec!["RS256".into()],
+        jwks_refresh_secs: 1,
+        jwks_min_refetch_secs: 1,
+        jwks_fetch_timeout_ms: 60_000,
+    });
+    c.auth.dev_issuer.enabled = false;
+}
+
+async fn status_of(app: &TestApp, path: &str) -> u16 {
+    app.client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .expect("GET")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_identity_provider_costs_requests_nothing_once_keys_are_held() {
+    let (idp, url) = Idp::start(false).await;
+    let app = spawn_with(|c| trust_idp(c, &url)).await;
+    let token = idp_token("analyst-1");
+    let (status, _, body, _) = timed_post(&app, &token, "{ __typename }", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    idp.hang.store(true, Ordering::SeqCst);
+    // The next scheduled refresh (a second later) hangs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while idp.hanging.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "no refresh reached the provider");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let requests = (0..50).map(|i| {
+        let token = idp_token(&format!("analyst-{i}"));
+        let app = &app;
+        async move { timed_post(app, &token, NORMAL, json!({})).await }
+    });
+    for (status, _, body, _) in futures::future::join_all(requests).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    // All fifty answered while the refresh was still hanging: none of them waited for it.
+    assert_eq!(
+        idp.hanging.load(Ordering::SeqCst),
+        1,
+        "one refresh at a time"
+    );
+    assert_eq!(
+        idp.abandoned.load(Ordering::SeqCst),
+        0,
+        "the refresh still hangs"
+    );
+    assert_eq!(status_of(&app, "/health/ready").await, 200, "keys are held");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_usable_keys_the_gateway_is_not_ready_and_says_why() {
+    let (_idp, url) = Idp::start(true).await;
+    let app = spawn_with(|c| trust_idp(c, &url)).await;
+    assert_eq!(status_of(&app, "/health/ready").await, 503);
+    assert_eq!(status_of(&app, "/health/live").await, 200);
+    let (status, _, body, elapsed) =
+        timed_post(&app, &idp_token("analyst"), "{ __typename }", json!({})).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        error_codes(&body),
+        ["IDENTITY_PROVIDER_UNAVAILABLE"],
+        "{body}"
+    );
+    // Bounded by the short wait for a first fetch under way, not by the fetch's minute.
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}

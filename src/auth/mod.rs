@@ -196,7 +196,7 @@ struct Inner {
 struct JwtIssuer {
     issuer: String,
     algorithms: Vec<Algorithm>,
-    keys: JwksCache,
+    keys: Arc<JwksCache>,
 }
 
 /// The verification context chosen from a token's `iss`.
@@ -253,12 +253,13 @@ impl Authenticator {
                 Some(JwtIssuer {
                     issuer: jwt.issuer.clone(),
                     algorithms,
-                    keys: JwksCache::new(
+                    keys: JwksCache::start(
                         jwt.issuer.clone(),
                         url,
                         http,
                         Duration::from_secs(jwt.jwks_refresh_secs),
                         Duration::from_secs(jwt.jwks_min_refetch_secs),
+                        Duration::from_millis(jwt.jwks_fetch_timeout_ms),
                     ),
                 })
             }
@@ -271,14 +272,6 @@ impl Authenticator {
                 jwt,
             }),
         };
-        if authenticator.inner.jwt.is_some() {
-            let warm = authenticator.clone();
-            tokio::spawn(async move {
-                if let Some(jwt) = &warm.inner.jwt {
-                    jwt.keys.warm_up().await;
-                }
-            });
-        }
         Ok(authenticator)
     }
 

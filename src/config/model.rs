@@ -232,9 +232,14 @@ pub struct JwtIssuerConfig {
     /// Seconds a fetched key set is trusted before it is fetched again.
     #[serde(default = "default_jwks_ttl")]
     pub jwks_refresh_secs: u64,
-    /// Fewest seconds between two fetches caused by a token naming an unknown key id (rotation).
+    /// Fewest seconds between two fetches of the key set, whatever causes them (a token naming
+    /// an unknown key id, or a failed fetch being retried).
     #[serde(default = "default_jwks_min_refetch")]
     pub jwks_min_refetch_secs: u64,
+    /// Milliseconds one fetch of the key set may take. Fetches run in the background: requests
+    /// are served with the last good keys meanwhile.
+    #[serde(default = "default_jwks_fetch_timeout")]
+    pub jwks_fetch_timeout_ms: u64,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -245,6 +250,9 @@ fn default_jwks_ttl() -> u64 {
 }
 fn default_jwks_min_refetch() -> u64 {
     10
+}
+fn default_jwks_fetch_timeout() -> u64 {
+    5_000
 }
 
 /// The local development issuer.

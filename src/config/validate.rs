@@ -233,6 +233,13 @@ impl Validate for JwtIssuerConfig {
         if self.jwks_refresh_secs < 1 {
             v.error("jwks_refresh_secs", "must be at least 1");
         }
+        in_range(
+            v,
+            "jwks_fetch_timeout_ms",
+            self.jwks_fetch_timeout_ms,
+            100,
+            60_000,
+        );
     }
 }
 
