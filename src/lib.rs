@@ -198,7 +198,10 @@ impl GatewayBuilder {
         }
         let store = match self.store {
             Some(s) => s,
-            None => store::connect(&config.store.url, config.store.max_connections).await?,
+            None => {
+                store::connect_with(&config.store.url, store::ConnectOptions::of(&config.store))
+                    .await?
+            }
         };
         if config.store.import_bundled_data_when_empty
             && store.count_cases(&store::CaseFilter::all()).await? == 0

@@ -411,6 +411,13 @@ pub(crate) fn audit_write(ctx: &Context<'_>, op: WriteOperation, case: Option<&s
 /// Maps a store failure to a client error; internal details go to the log, not the client.
 pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
     let code = e.code();
+    if let (ErrorCode::Duplicate, StoreError::Database(_)) = (code, &e) {
+        tracing::info!(error = %e, "A concurrent write took the same unique value");
+        return gql_error(
+            code,
+            "the record already exists: a concurrent write took the same unique value; re-read and retry",
+        );
+    }
     match code {
         ErrorCode::Internal | ErrorCode::StoreUnavailable => {
             tracing::error!(error = %e, "Store operation failed");

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub dev: DevIssuer,
     pub audience: String,
     pub dir: tempfile::TempDir,
+    /// The store's URL, as the gateway was given it.
+    pub store_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -123,7 +125,7 @@ pub async fn try_spawn(opts: AppOptions) -> Option<TestApp> {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("cases.db").display()),
         Backend::Postgres => postgres_url().await?,
     };
-    let mut config = test_config(dir.path(), url);
+    let mut config = test_config(dir.path(), url.clone());
     config.store.import_bundled_data_when_empty = opts.import_bundled;
     (opts.configure)(&mut config);
     let audience = config.auth.audience.clone();
@@ -150,6 +152,7 @@ pub async fn try_spawn(opts: AppOptions) -> Option<TestApp> {
         dev,
         audience,
         dir,
+        store_url: url,
         shutdown: Some(tx),
     })
 }
@@ -241,7 +244,21 @@ pub async fn try_spawn_with(
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("cases.db").display()),
         Backend::Postgres => postgres_url().await?,
     };
-    let mut config = test_config(dir.path(), url);
+    Some(start(dir, url, configure).await)
+}
+
+/// The gateway over the store at `url` (with the bundled data), `configure` applied last.
+pub async fn spawn_with_store_url(url: String, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start(dir, url, configure).await
+}
+
+async fn start(
+    dir: tempfile::TempDir,
+    url: String,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config = test_config(dir.path(), url.clone());
     configure(&mut config);
     let audience = config.auth.audience.clone();
     let key_file = config.auth.dev_issuer.key_file.clone();
@@ -259,7 +276,7 @@ pub async fn try_spawn_with(
         let _ = rx.await;
     }));
     let dev = DevIssuer::load_or_create(std::path::Path::new(&key_file)).expect("dev key");
-    Some(TestApp {
+    TestApp {
         addr,
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
@@ -267,6 +284,7 @@ pub async fn try_spawn_with(
         dev,
         audience,
         dir,
+        store_url: url,
         shutdown: Some(tx),
-    })
+    }
 }
