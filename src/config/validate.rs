@@ -313,6 +313,59 @@ mod tests {
     use super::check_jwks_url;
 
     #[test]
+    fn overload_and_limit_settings_are_checked_with_file_line_and_key() {
+        let text = r#"
+[server]
+max_in_flight = 0
+queue_timeout_ms = 0
+
+[store]
+acquire_timeout_ms = 5
+
+[limits]
+max_fields = 0
+max_depth = 500
+
+[rate_limits]
+default = { requests_per_minute = 0, burst = 10 }
+
+[rate_limits.roles]
+un-analyst = { requests_per_minute = 60, burst = 0 }
+nosuch = { requests_per_minute = 60, burst = 5 }
+
+[auth.dev_issuer]
+enabled = true
+"#;
+        let errors = crate::config::load_str(text, "casegraph.toml").expect_err("refused");
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        for (line, key) in [
+            (3, "server.max_in_flight"),
+            (4, "server.queue_timeout_ms"),
+            (7, "store.acquire_timeout_ms"),
+            (10, "limits.max_fields"),
+            (11, "limits.max_depth"),
+            (14, "rate_limits.default.requests_per_minute"),
+            (17, "rate_limits.roles.un-analyst.burst"),
+            (18, "rate_limits.roles.nosuch"),
+        ] {
+            assert!(
+                found.contains(&(line, key)),
+                "no error for {key} at line {line} in {found:?}\n{errors}"
+            );
+        }
+        assert!(errors.to_string().contains("is not a role"), "{errors}");
+        let unknown = crate::config::load_str(
+            "[limits]\nmax_fields = 10\nno_limits = true\n[auth.dev_issuer]\nenabled = true\n",
+            "casegraph.toml",
+        )
+        .expect_err("no switch turns limits off");
+        assert!(
+            unknown.to_string().contains("unknown key `no_limits`"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
     fn jwks_url_accepts_https_and_loopback_http_only() {
         assert!(check_jwks_url("https://idp.example.org/keys").is_ok());
         assert!(check_jwks_url("http://127.0.0.1:8080/jwks").is_ok());

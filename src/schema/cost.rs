@@ -966,12 +966,10 @@ mod tests {
         // 1024 fields, 2046 spreads below the top one, and the top spread.
         assert_eq!(f.fields, 1024 + 2046 + 1);
 
-        let started = std::time::Instant::now();
+        // That this returns at all shows the pass is linear: 2^39 expansions would take hours.
         let f = figures_of(&fan_out(39));
         assert_eq!(f.root_fields, 1 << 39);
         assert!(f.fields > 1 << 40, "{f:?}");
-        // Not a timing assertion on the machine: 2^39 expansions would take hours.
-        assert!(started.elapsed() < std::time::Duration::from_secs(60));
 
         let f = figures_of(&fan_out(70));
         assert_eq!(f.fields, u64::MAX, "saturates instead of overflowing");
