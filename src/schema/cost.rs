@@ -359,6 +359,9 @@ fn parse_error(err: async_graphql::parser::Error) -> ServerError {
 
 // ---------- 4. directives ----------
 
+/// Checks the directives of one place of the document.
+type DirectiveCheck<'a> = dyn Fn(&[Positioned<Directive>], Location) -> ServerResult<()> + 'a;
+
 fn check_directives(registry: &Registry, doc: &ExecutableDocument) -> ServerResult<()> {
     let check = |list: &[Positioned<Directive>], location: Location| -> ServerResult<()> {
         let mut seen: HashSet<&str> = HashSet::new();
@@ -383,10 +386,7 @@ fn check_directives(registry: &Registry, doc: &ExecutableDocument) -> ServerResu
         }
         Ok(())
     };
-    fn walk(
-        set: &SelectionSet,
-        check: &dyn Fn(&[Positioned<Directive>], Location) -> ServerResult<()>,
-    ) -> ServerResult<()> {
+    fn walk(set: &SelectionSet, check: &DirectiveCheck<'_>) -> ServerResult<()> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) => {
