@@ -194,11 +194,17 @@ async fn a_list_of_30000_countries_is_refused_before_any_store_statement() {
         ]),
         normal_query_answers(&app)
     );
-    for (status, _, body, elapsed) in attacks {
+    for (i, (status, _, body, elapsed)) in attacks.into_iter().enumerate() {
         assert_eq!(status, 400, "{body}");
-        assert_eq!(error_codes(&body), ["INPUT_TOO_LARGE"], "{body}");
-        let message = body["errors"][0]["message"].as_str().expect("a message");
-        assert!(message.contains("30000 items"), "{message}");
+        if i < 2 {
+            assert_eq!(error_codes(&body), ["INPUT_TOO_LARGE"], "{body}");
+            let message = body["errors"][0]["message"].as_str().expect("a message");
+            assert!(message.contains("30000 items"), "{message}");
+        } else {
+            // Written in the document, the list is refused before it is even parsed.
+            assert_eq!(error_codes(&body), ["OPERATION_TOO_COMPLEX"], "{body}");
+            assert_eq!(body["errors"][0]["extensions"]["limit"], "tokens", "{body}");
+        }
         assert!(elapsed < REFUSED_WITHIN, "{elapsed:?}");
     }
     // The normal query's statements only (a count and a page, plus any prefetch).
@@ -530,9 +536,10 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after_while_others_answer
         c.rate_limits.roles.insert(
             "un-analyst".into(),
             casegraph::config::RateLimit {
-                // One token an hour: nothing refills during the test, however slow the machine.
+                // One token a minute: none refills during the few requests of the test.
                 requests_per_minute: 1,
                 burst: 3,
+                max_in_flight: 8,
             },
         );
         c.rate_limits.roles.insert(
@@ -540,6 +547,7 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after_while_others_answer
             casegraph::config::RateLimit {
                 requests_per_minute: 600,
                 burst: 100,
+                max_in_flight: 8,
             },
         );
     })
@@ -580,6 +588,56 @@ async fn a_principal_over_its_rate_gets_429_with_retry_after_while_others_answer
         assert_eq!(status, 200, "{body}");
     }
     assert!(metric(&app, "casegraph_graphql_rate_limited_total").await >= 5.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_one_principal_is_refused_before_it_takes_the_shared_slots() {
+    let (upstream, url) = Hanging::start().await;
+    let connectors = mali_connector(&url);
+    let app = Arc::new(
+        spawn_with(|c| {
+            connectors_at(c, connectors.path());
+            c.rate_limits.roles.insert(
+                "un-analyst".into(),
+                casegraph::config::RateLimit {
+                    requests_per_minute: 1_000_000,
+                    burst: 100_000,
+                    max_in_flight: 2,
+                },
+            );
+            // Room for the bystander, none for a queue: only the principal's bound can refuse.
+            c.server.max_in_flight = 3;
+            c.server.max_queued = 0;
+        })
+        .await,
+    );
+    let holding: Vec<_> = (0..2)
+        .map(|_| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                app.gql(&app.analyst(), PROCEEDINGS, json!({ "r": MLI_CASE }))
+                    .await
+            })
+        })
+        .collect();
+    upstream.wait_started(2).await;
+    let t = app.analyst();
+    let burst = (0..20).map(|_| timed_post(&app, &t, NORMAL, json!({})));
+    for (status, headers, body, elapsed) in futures::future::join_all(burst).await {
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(error_codes(&body), ["RATE_LIMITED"], "{body}");
+        assert!(headers.get("retry-after").is_some());
+        assert!(elapsed < REFUSED_WITHIN, "{elapsed:?}");
+    }
+    // The third shared slot is still free for someone else.
+    normal_query_answers(&app).await;
+    assert_eq!(upstream.started.load(Ordering::SeqCst), 2);
+    upstream.release();
+    for h in holding {
+        let (status, body) = h.await.expect("task");
+        assert_eq!(status, 200, "{body}");
+    }
+    normal_query_answers(&app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

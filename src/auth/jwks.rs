@@ -107,6 +107,8 @@ pub(crate) struct JwksCache {
     wake: Arc<Notify>,
     /// Counts completed fetch attempts; waiters watch it.
     attempts: watch::Sender<u64>,
+    /// Counts the key sets installed: a token verified under an older one is verified again.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl JwksCache {
@@ -135,6 +137,7 @@ impl JwksCache {
             }),
             wake: Arc::new(Notify::new()),
             attempts: watch::channel(0).0,
+            version: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(refresher(Arc::downgrade(&cache), Arc::clone(&cache.wake)));
         cache
@@ -215,6 +218,11 @@ impl JwksCache {
         let _ = tokio::time::timeout(KEY_WAIT, attempts.wait_for(|n| *n > seen)).await;
     }
 
+    /// The version of the key set in use (see [`JwksCache::version`]'s field).
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether a usable key set is held.
     pub(crate) fn has_keys(&self) -> bool {
         !self.read().keys.is_empty()
@@ -252,6 +260,8 @@ impl JwksCache {
                     tracing::debug!(issuer = %self.issuer, keys = keys.all.len(), "Fetched JWKS");
                     state.keys = Arc::new(keys);
                     state.fetched_at = Some(Instant::now());
+                    self.version
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 }
                 Err(error) => {
                     tracing::warn!(issuer = %self.issuer, url = %self.url, %error, "JWKS refresh failed; the last good keys stay in use");

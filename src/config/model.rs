@@ -295,6 +295,9 @@ pub struct LimitsConfig {
     pub max_complexity: usize,
     /// Most aliases accepted in one operation.
     pub max_aliases: usize,
+    /// Most tokens (names, values, punctuation) in one document, counted before it is parsed:
+    /// a document of a few hundred kilobytes is refused without the parser's work.
+    pub max_tokens: usize,
     /// Most fields in one operation once its fragments are expanded.
     pub max_fields: usize,
     /// Most fields selected at the root of one operation (each is a query of its own).
@@ -322,6 +325,7 @@ impl Default for LimitsConfig {
             max_depth: 12,
             max_complexity: 50_000,
             max_aliases: 64,
+            max_tokens: 10_000,
             max_fields: 1_000,
             max_root_fields: 64,
             assumed_list_size: 3,
@@ -334,10 +338,12 @@ impl Default for LimitsConfig {
     }
 }
 
-/// Per-principal request rate limits. Each principal (token issuer and subject) has a token
-/// bucket: it holds at most `burst` requests and refills at `requests_per_minute`. A request
-/// that finds it empty gets 429 RATE_LIMITED with `Retry-After`. A principal with several
-/// roles gets the most generous of their limits.
+/// Per-principal request limits. Each principal (token issuer and subject) has a token bucket:
+/// it holds at most `burst` requests and refills at `requests_per_minute`; and it may have at
+/// most `max_in_flight` requests running at once. A request over either gets 429 RATE_LIMITED
+/// with `Retry-After`, before it takes a slot of the gateway's concurrency limit, so that one
+/// principal's burst cannot fill the slots everyone shares. A principal with several roles gets
+/// the most generous of their limits.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(default)]
 #[schemars(deny_unknown_fields)]
@@ -372,6 +378,8 @@ pub struct RateLimit {
     pub requests_per_minute: u32,
     /// Requests a principal may send at once after a quiet spell (the bucket's size).
     pub burst: u32,
+    /// Requests of one principal running (or queued) at the same time.
+    pub max_in_flight: u32,
 }
 
 impl Default for RateLimit {
@@ -379,6 +387,7 @@ impl Default for RateLimit {
         Self {
             requests_per_minute: 600,
             burst: 60,
+            max_in_flight: 8,
         }
     }
 }

@@ -120,6 +120,13 @@ impl Validate for RateLimit {
             100_000_000,
         );
         in_range(v, "burst", u64::from(self.burst), 1, 100_000_000);
+        in_range(
+            v,
+            "max_in_flight",
+            u64::from(self.max_in_flight),
+            1,
+            100_000,
+        );
     }
 }
 
@@ -283,6 +290,7 @@ impl Validate for LimitsConfig {
         let limits = [
             ("max_complexity", self.max_complexity as u64),
             ("max_aliases", self.max_aliases as u64),
+            ("max_tokens", self.max_tokens as u64),
             ("max_fields", self.max_fields as u64),
             ("max_root_fields", self.max_root_fields as u64),
             ("assumed_list_size", self.assumed_list_size as u64),

@@ -3,9 +3,9 @@
 //! other one is refused at once with 503 OVERLOADED and `Retry-After`, rather than queued
 //! without bound (Envoy's overload manager, tower's `ConcurrencyLimit` + `LoadShed`).
 //!
-//! A request takes its slot after its body has been read and before it is authenticated:
-//! a slow client holds a connection, never a slot, and a flood of bad tokens is shed like
-//! anything else.
+//! A request takes its slot after its body has been read, its token verified and its
+//! principal's own limits passed (`super::rate`): a slow client holds a connection, never a
+//! slot, and one principal's burst is refused before it can fill the slots and the queue.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

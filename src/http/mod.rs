@@ -2,10 +2,11 @@
 //! negotiation, health and metrics. It never knows a GraphQL type: it hands a verified
 //! [`Principal`] and the request to [`crate::schema::execute`].
 //!
-//! A GraphQL request goes: body read (bounded in size and time) → a slot of the concurrency
-//! limit ([`admission`], else 503 OVERLOADED) → authentication → the principal's rate limit
-//! ([`rate`], else 429 RATE_LIMITED) → execution under a wall-clock limit (else 504
-//! OPERATION_TIMEOUT, its work cancelled). Health probes and metrics take none of these
+//! A GraphQL request goes: body read (bounded in size and time) → authentication → the
+//! principal's own limits ([`rate`]: its token bucket and its requests running, else 429
+//! RATE_LIMITED) → a slot of the gateway's concurrency limit ([`admission`], else 503
+//! OVERLOADED) → execution under a wall-clock limit (else 504 OPERATION_TIMEOUT, its work
+//! cancelled). Health probes and metrics take none of these
 //! paths, so they stay fast while the GraphQL endpoint sheds load. Under the router,
 //! [`server`] bounds connections and the time to send headers.
 
@@ -367,6 +368,43 @@ async fn handle_graphql(
         Ok(b) => b,
         Err((status, code, msg)) => return error_response(status, code, msg, media, None),
     };
+    let principal = match authenticate(state, headers).await {
+        Ok(p) => p,
+        Err((status, code, message, reason)) => {
+            let mut res = error_response(status, code, &message, media, reason);
+            if status == StatusCode::UNAUTHORIZED {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            return res;
+        }
+    };
+    let _principal_slot = match state.rate.admit(&principal) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            state.metrics.rate_limited();
+            let (message, wait) = match refused {
+                rate::Refused::Rate(wait) => (
+                    "this principal sent more requests than its rate limit allows; retry later",
+                    wait,
+                ),
+                rate::Refused::InFlight(_) => (
+                    "this principal already has as many requests running as it may; retry when one has finished",
+                    Duration::from_secs(1),
+                ),
+            };
+            return with_retry_after(
+                error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited,
+                    message,
+                    media,
+                    None,
+                ),
+                wait,
+            );
+        }
+    };
     let Some(_slot) = state.admission.admit().await else {
         state.metrics.shed();
         return with_retry_after(
@@ -380,30 +418,6 @@ async fn handle_graphql(
             limits.retry_after,
         );
     };
-    let principal = match authenticate(state, headers).await {
-        Ok(p) => p,
-        Err((status, code, message, reason)) => {
-            let mut res = error_response(status, code, &message, media, reason);
-            if status == StatusCode::UNAUTHORIZED {
-                res.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            return res;
-        }
-    };
-    if let Err(wait) = state.rate.check(&principal) {
-        state.metrics.rate_limited();
-        return with_retry_after(
-            error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                "this principal sent more requests than its rate limit allows; retry later",
-                media,
-                None,
-            ),
-            wait,
-        );
-    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

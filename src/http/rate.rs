@@ -1,7 +1,9 @@
-//! Per-principal rate limits: one token bucket per principal (token issuer and subject),
-//! sized by the most generous limit among its roles (`[rate_limits]`). A request finding the
-//! bucket empty is refused with 429 RATE_LIMITED and a `Retry-After` saying when a token will
-//! be there.
+//! Per-principal limits: one token bucket per principal (token issuer and subject), sized by
+//! the most generous limit among its roles (`[rate_limits]`), and a bound on the principal's
+//! requests running at once. A request finding the bucket empty, or the principal at its bound,
+//! is refused with 429 RATE_LIMITED and a `Retry-After` saying when to try again. These run
+//! before the gateway's shared concurrency limit: one principal's burst is refused here, and
+//! never fills the slots and the queue everyone else needs.
 //!
 //! Buckets live in a bounded cache. One left alone long enough to be full again is forgotten
 //! (its idle time-to-live is the longest refill of any limit), so forgetting it changes
@@ -10,7 +12,7 @@
 use crate::access::{Principal, Role};
 use crate::config::{RateLimit, RateLimitsConfig};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -19,6 +21,40 @@ pub struct RateLimiter {
     default: RateLimit,
     roles: HashMap<Role, RateLimit>,
     buckets: moka::sync::Cache<String, Arc<Mutex<Bucket>>>,
+    /// Requests running per principal; a principal with none has no entry.
+    in_flight: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// Why a principal's request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The bucket is empty: a token comes after this long.
+    Rate(Duration),
+    /// The principal already has this many requests running.
+    InFlight(u32),
+}
+
+/// A principal's running request, counted until dropped.
+pub struct PrincipalSlot {
+    in_flight: Arc<Mutex<HashMap<String, u32>>>,
+    key: String,
+}
+
+impl Drop for PrincipalSlot {
+    fn drop(&mut self) {
+        let mut map = lock(&self.in_flight);
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Counters only: a panic elsewhere cannot leave them half-changed.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[derive(Debug)]
@@ -50,6 +86,7 @@ impl RateLimiter {
                 .max_capacity(config.max_principals)
                 .time_to_idle(Duration::from_secs_f64(longest + 1.0))
                 .build(),
+            in_flight: Arc::default(),
         }
     }
 
@@ -63,17 +100,41 @@ impl RateLimiter {
             .reduce(|a, b| RateLimit {
                 requests_per_minute: a.requests_per_minute.max(b.requests_per_minute),
                 burst: a.burst.max(b.burst),
+                max_in_flight: a.max_in_flight.max(b.max_in_flight),
             })
             .unwrap_or(self.default)
+    }
+
+    /// Admits one request of `principal`: a place among its running requests, and a token of
+    /// its bucket (not taken when the principal is at its bound).
+    pub fn admit(&self, principal: &Principal) -> Result<PrincipalSlot, Refused> {
+        let limit = self.limit_for(principal);
+        let key = format!("{}\u{0}{}", principal.issuer, principal.subject);
+        let mut in_flight = lock(&self.in_flight);
+        let running = in_flight.get(&key).copied().unwrap_or(0);
+        if running >= limit.max_in_flight.max(1) {
+            return Err(Refused::InFlight(running));
+        }
+        self.take_token(&key, limit).map_err(Refused::Rate)?;
+        *in_flight.entry(key.clone()).or_insert(0) += 1;
+        Ok(PrincipalSlot {
+            in_flight: Arc::clone(&self.in_flight),
+            key,
+        })
     }
 
     /// Takes a token for one request of `principal`; when there is none, how long until
     /// there is.
     pub fn check(&self, principal: &Principal) -> Result<(), Duration> {
         let limit = self.limit_for(principal);
+        let key = format!("{}\u{0}{}", principal.issuer, principal.subject);
+        self.take_token(&key, limit)
+    }
+
+    fn take_token(&self, key: &str, limit: RateLimit) -> Result<(), Duration> {
         let burst = f64::from(limit.burst.max(1));
         let per_second = f64::from(limit.requests_per_minute.max(1)) / 60.0;
-        let key = format!("{}\u{0}{}", principal.issuer, principal.subject);
+        let key = key.to_string();
         let now = Instant::now();
         let bucket = self.buckets.get_with(key, || {
             Arc::new(Mutex::new(Bucket {
@@ -81,9 +142,7 @@ impl RateLimiter {
                 at: now,
             }))
         });
-        let mut bucket = bucket
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut bucket = lock(&bucket);
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(burst);
         bucket.at = now;
@@ -110,6 +169,7 @@ mod tests {
         let limit = |(requests_per_minute, burst)| RateLimit {
             requests_per_minute,
             burst,
+            max_in_flight: 2,
         };
         RateLimiter::new(&RateLimitsConfig {
             default: limit(default),
@@ -153,5 +213,23 @@ mod tests {
         assert!(rl.check(&officer).is_err());
         rl.check(&analyst).expect("another principal is unaffected");
         assert!(rl.check(&analyst).is_err(), "the default burst of 1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_principal_has_at_most_max_in_flight_requests_running() {
+        let rl = limiter((6_000, 100), &[]);
+        let p = principal("bursty", &["un-analyst"]);
+        let a = rl.admit(&p).expect("first");
+        let _b = rl.admit(&p).expect("second");
+        assert_eq!(rl.admit(&p).err(), Some(Refused::InFlight(2)));
+        rl.admit(&principal("other", &["un-analyst"]))
+            .expect("another principal has its own bound");
+        drop(a);
+        let _c = rl.admit(&p).expect("a place is free again");
+        // Refusals for the bound took no token: 3 admitted, 97 left of the burst.
+        for _ in 0..97 {
+            rl.check(&p).expect("tokens left");
+        }
+        assert!(rl.check(&p).is_err());
     }
 }

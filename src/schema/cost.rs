@@ -8,7 +8,8 @@
 //! `prepare_request`, the first hook async-graphql runs, before it parses:
 //!
 //! 1. the variables: their size, and every list and string in them;
-//! 2. a lexical scan of the document's bracket nesting (the parser recurses on it);
+//! 2. a lexical scan of the document: its tokens (a 180 KB list costs the parser tens of
+//!    milliseconds) and its bracket nesting (the parser recurses on it);
 //! 3. parsing, once: the parsed document is handed on so async-graphql does not parse again,
 //!    and a syntax error gets a short message (the parser's own quotes the document);
 //! 4. directives: only those the schema declares, where they may appear, never repeated;
@@ -97,13 +98,27 @@ pub(crate) fn check_request(
 ) -> ServerResult<ExecutableDocument> {
     check_variables(limits, &request.variables)?;
     let max_nesting = lexical_nesting_limit(limits);
-    if let Some(depth) = nesting_over(&request.query, max_nesting) {
-        return Err(too_complex(
-            "nesting",
-            depth as u64,
-            max_nesting as u64,
-            format!("the document nests brackets more than {max_nesting} deep"),
-        ));
+    match scan(&request.query, max_nesting, limits.max_tokens) {
+        Scan::Fits => {}
+        Scan::TooDeep(depth) => {
+            return Err(too_complex(
+                "nesting",
+                depth as u64,
+                max_nesting as u64,
+                format!("the document nests brackets more than {max_nesting} deep"),
+            ))
+        }
+        Scan::TooLong(tokens) => {
+            return Err(too_complex(
+                "tokens",
+                tokens as u64,
+                limits.max_tokens as u64,
+                format!(
+                    "the document has more than {} tokens; at most {} are allowed",
+                    limits.max_tokens, limits.max_tokens
+                ),
+            ))
+        }
     }
     let doc = async_graphql::parser::parse_query(&request.query).map_err(parse_error)?;
     check_directives(registry, &doc)?;
@@ -288,19 +303,47 @@ fn lexical_nesting_limit(limits: &LimitsConfig) -> usize {
     4 * limits.max_depth + 32
 }
 
-/// The first nesting depth above `max` of `{`, `(` and `[` outside strings and comments, if
-/// the document reaches it. One pass over the bytes; stops at the first excess.
-fn nesting_over(query: &str, max: usize) -> Option<usize> {
+/// What the lexical scan found.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// Within both limits.
+    Fits,
+    /// Brackets nest this deep (the first depth over the limit).
+    TooDeep(usize),
+    /// This many tokens (the first count over the limit).
+    TooLong(usize),
+}
+
+/// One pass over the bytes, stopping at the first excess: the nesting of `{`, `(` and `[`
+/// outside strings and comments, and the tokens (a name, a number, a string, a punctuator;
+/// commas, white space and comments are not tokens in GraphQL).
+fn scan(query: &str, max_nesting: usize, max_tokens: usize) -> Scan {
     let bytes = query.as_bytes();
     let mut depth = 0usize;
+    let mut tokens = 0usize;
     let mut i = 0;
+    let word =
+        |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-' || b == b'+';
     while i < bytes.len() {
-        match bytes[i] {
+        let b = bytes[i];
+        match b {
             b'#' => {
                 while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
                     i += 1;
                 }
+                continue;
             }
+            b' ' | b'\t' | b'\n' | b'\r' | b',' => {
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        tokens += 1;
+        if tokens > max_tokens {
+            return Scan::TooLong(tokens);
+        }
+        match b {
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
                 i += 3;
                 while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
@@ -310,26 +353,43 @@ fn nesting_over(query: &str, max: usize) -> Option<usize> {
                         1
                     };
                 }
-                i += 2;
+                i += 3;
             }
             b'"' => {
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
+                i += 1;
             }
             b'{' | b'(' | b'[' => {
                 depth += 1;
-                if depth > max {
-                    return Some(depth);
+                if depth > max_nesting {
+                    return Scan::TooDeep(depth);
+                }
+                i += 1;
+            }
+            b'}' | b')' | b']' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b if word(b) => {
+                while i < bytes.len() && word(bytes[i]) {
+                    i += 1;
                 }
             }
-            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
+            _ => i += 1,
         }
-        i += 1;
     }
-    None
+    Scan::Fits
+}
+
+#[cfg(test)]
+fn nesting_over(query: &str, max: usize) -> Option<usize> {
+    match scan(query, max, usize::MAX) {
+        Scan::TooDeep(depth) => Some(depth),
+        _ => None,
+    }
 }
 
 fn parse_error(err: async_graphql::parser::Error) -> ServerError {
@@ -1108,8 +1168,27 @@ mod tests {
     }
 
     #[test]
+    fn a_document_of_too_many_tokens_is_refused_before_parsing() {
+        let inline = format!(
+            "{{ cases(filter: {{hostStates: [{}]}}) {{ totalCount }} }}",
+            vec!["\"MLI\""; 30_000].join(",")
+        );
+        let err = refusal_of(&inline, serde_json::json!({}));
+        assert_eq!(
+            ext(&err, "code"),
+            &ConstValue::from("OPERATION_TOO_COMPLEX")
+        );
+        assert_eq!(ext(&err, "limit"), &ConstValue::from("tokens"));
+        // Commas, white space and comments are not tokens; names, values and punctuators are.
+        assert_eq!(scan("{ a, b # c d e\n }", 80, 4), Scan::Fits);
+        assert_eq!(scan("{ a, b c }", 80, 4), Scan::TooLong(5));
+        assert_eq!(scan(r#"{ a(s: "x y z") }"#, 80, 8), Scan::Fits);
+    }
+
+    #[test]
     fn a_syntax_error_does_not_echo_the_document() {
-        let q = format!("{{ {} !", "x ".repeat(50_000));
+        // One line of 100,000 characters: the parser's own message would quote all of it.
+        let q = format!("{{ {} !", "x".repeat(100_000));
         let err = refusal_of(&q, serde_json::json!({}));
         assert_eq!(
             ext(&err, "code"),

@@ -110,6 +110,7 @@ pub fn test_config(dir: &std::path::Path, url: String) -> Config {
     config.rate_limits.default = casegraph::config::RateLimit {
         requests_per_minute: 1_000_000,
         burst: 100_000,
+        max_in_flight: 100_000,
     };
     // Required with PostgreSQL (replicas share it); harmless with SQLite.
     config.access.cursor_secret = Some(secrecy::SecretString::from(
