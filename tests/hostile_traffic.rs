@@ -659,6 +659,54 @@ async fn an_operation_over_its_time_limit_is_cancelled_with_504() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_done_before_its_request_is_cancelled_is_still_audited() {
+    let (upstream, url) = Hanging::start().await;
+    let connectors = mali_connector(&url);
+    let app = spawn_with(|c| {
+        connectors_at(c, connectors.path());
+        c.limits.operation_timeout_ms = 1_000;
+    })
+    .await;
+    // The case is written, then its national proceedings wait on the hanging Malian system
+    // until the request is cancelled at its time limit.
+    let (status, _, body, _) = timed_post(
+        &app,
+        &app.officer(),
+        "mutation($i: ReportCaseInput!) { reportCase(input: $i) { id nationalProceedings { stage } } }",
+        json!({ "i": { "mission": "MINUSMA", "incidentDate": "2018-03-04", "acts": ["IED"] } }),
+    )
+    .await;
+    assert_eq!(status, 504, "{body}");
+    upstream.wait_started(1).await;
+    let auditor = app
+        .dev
+        .mint(
+            &app.audience,
+            "auditor-1",
+            "UN",
+            &["auditor".to_string()],
+            &[],
+            Duration::from_secs(600),
+        )
+        .expect("mint");
+    let (status, _, log, _) = timed_post(
+        &app,
+        &auditor,
+        "{ auditLog(first: 20, filter: {decision: WRITE}) { edges { node { operation subject } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{log}");
+    let writes = log["data"]["auditLog"]["edges"].as_array().expect("edges");
+    assert!(
+        writes
+            .iter()
+            .any(|e| e["node"]["operation"] == "ReportCase" && e["node"]["subject"] == "test-user"),
+        "the committed write of the cancelled request is audited: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_work_of_a_client_that_goes_away_is_cancelled() {
     let (upstream, url) = Hanging::start().await;
     let connectors = mali_connector(&url);

@@ -267,13 +267,17 @@ pub async fn execute(
         err.extensions = Some(ext);
         response = async_graphql::Response::from_errors(vec![err]);
     }
+    // Completed: the guard gives its share of the collector back, and the events go the
+    // usual way (every other holder must be gone by now).
     audit_guard.armed = false;
+    let subject = std::mem::take(&mut audit_guard.subject);
+    let organisation = std::mem::take(&mut audit_guard.organisation);
+    let operation = std::mem::take(&mut audit_guard.operation);
+    drop(audit_guard);
     match Arc::try_unwrap(audit) {
-        Ok(audit) => services.audit.record(audit.into_events(
-            &audit_guard.subject,
-            &audit_guard.organisation,
-            &audit_guard.operation,
-        )),
+        Ok(audit) => services
+            .audit
+            .record(audit.into_events(&subject, &organisation, &operation)),
         Err(_) => tracing::error!(
             "A resolver kept the request's audit collector alive: its events are lost"
         ),
