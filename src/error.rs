@@ -17,8 +17,21 @@ pub enum ErrorCode {
     BadRequest,
     /// The GraphQL document does not parse or validate.
     GraphqlValidationFailed,
-    /// The operation is deeper, more complex or has more aliases than allowed.
+    /// The operation, counted over its expanded document (fragments included), is deeper, has
+    /// more fields, aliases or root fields, or costs more than allowed.
     OperationTooComplex,
+    /// An input is larger than allowed: a list argument with too many items, a string too
+    /// long, or variables too large.
+    InputTooLarge,
+    /// The operation ran longer than the configured wall-clock limit and was cancelled.
+    OperationTimeout,
+    /// The client did not send its request in time.
+    RequestTimeout,
+    /// The principal sent more requests than its rate limit allows; retry after `Retry-After`.
+    RateLimited,
+    /// The gateway is at its concurrency limit and shed this request; retry after
+    /// `Retry-After`.
+    Overloaded,
     /// The request body is larger than allowed.
     PayloadTooLarge,
     /// A value is not valid for its field (generic).
@@ -73,6 +86,11 @@ impl ErrorCode {
             Self::BadRequest => "BAD_REQUEST",
             Self::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Self::OperationTooComplex => "OPERATION_TOO_COMPLEX",
+            Self::InputTooLarge => "INPUT_TOO_LARGE",
+            Self::OperationTimeout => "OPERATION_TIMEOUT",
+            Self::RequestTimeout => "REQUEST_TIMEOUT",
+            Self::RateLimited => "RATE_LIMITED",
+            Self::Overloaded => "OVERLOADED",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::InvalidInput => "INVALID_INPUT",
             Self::InvalidCountryCode => "INVALID_COUNTRY_CODE",
@@ -104,8 +122,10 @@ impl ErrorCode {
             Self::Unauthenticated => 401,
             Self::Forbidden | Self::ForbiddenField => 403,
             Self::PayloadTooLarge => 413,
-            Self::StoreUnavailable | Self::IdentityProviderUnavailable => 503,
-            Self::ConnectorTimeout => 504,
+            Self::RequestTimeout => 408,
+            Self::RateLimited => 429,
+            Self::StoreUnavailable | Self::IdentityProviderUnavailable | Self::Overloaded => 503,
+            Self::ConnectorTimeout | Self::OperationTimeout => 504,
             Self::ConnectorUnavailable
             | Self::ConnectorCircuitOpen
             | Self::ConnectorBadResponse

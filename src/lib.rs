@@ -76,6 +76,8 @@ pub struct Gateway {
     simulators: Option<simulator::Simulators>,
     /// The audit writer's sink (disabled when `[access] audit = false`).
     audit: access::audit::AuditSink,
+    /// Request and connection counters, shared by the router and the connection layer.
+    metrics: Arc<http::Metrics>,
 }
 
 /// Builds a [`Gateway`] from configuration.
@@ -125,7 +127,8 @@ impl Gateway {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish for at most
     /// `server.shutdown_grace_secs`; then waits (as long again, at least 5 s) until the audit
-    /// writer has stored every event handed to it.
+    /// writer has stored every event handed to it. Connections are bounded by
+    /// `server.max_connections` and `server.header_read_timeout_ms` (see [`http::server`]).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -139,7 +142,17 @@ impl Gateway {
             let _ = tx.send(());
         };
         // The simulators (if any) stay alive until serving ends, then stop with `self`.
-        let server = axum::serve(listener, self.router).with_graceful_shutdown(signal);
+        let limits = http::server::ConnectionLimits {
+            max_connections: self.config.server.max_connections,
+            header_read_timeout: Duration::from_millis(self.config.server.header_read_timeout_ms),
+        };
+        let server = http::server::serve(
+            listener,
+            self.router.clone(),
+            limits,
+            Arc::clone(&self.metrics),
+            signal,
+        );
         let drain_deadline = async move {
             if rx.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -185,7 +198,10 @@ impl GatewayBuilder {
         }
         let store = match self.store {
             Some(s) => s,
-            None => store::connect(&config.store.url, config.store.max_connections).await?,
+            None => {
+                store::connect_with(&config.store.url, store::ConnectOptions::of(&config.store))
+                    .await?
+            }
         };
         if config.store.import_bundled_data_when_empty
             && store.count_cases(&store::CaseFilter::all()).await? == 0
@@ -235,16 +251,31 @@ impl GatewayBuilder {
                 cursor_key: cursor_key(config.access.cursor_secret.as_ref()),
             },
         );
+        let metrics = Arc::new(http::Metrics::default());
+        let server = &config.server;
         let state = http::AppState {
             schema,
             auth: authenticator.clone(),
             store: Arc::clone(&store),
-            metrics: Arc::new(http::Metrics::default()),
+            metrics: Arc::clone(&metrics),
             plans,
             connectors: connectors.clone(),
-            graphiql: config.server.graphiql,
+            graphiql: server.graphiql,
+            admission: Arc::new(http::admission::Admission::new(
+                server.max_in_flight,
+                server.max_queued,
+                Duration::from_millis(server.queue_timeout_ms),
+            )),
+            rate: Arc::new(http::rate::RateLimiter::new(&config.rate_limits)),
+            limits: http::RequestLimits {
+                body_limit: server.body_limit_bytes,
+                body_read_timeout: Duration::from_millis(server.body_read_timeout_ms),
+                operation_timeout: Duration::from_millis(config.limits.operation_timeout_ms),
+                retry_after: Duration::from_secs(server.retry_after_secs),
+                max_in_flight: server.max_in_flight,
+            },
         };
-        let router = http::router(state, config.server.body_limit_bytes);
+        let router = http::router(state);
         Ok(Gateway {
             router,
             store,
@@ -253,6 +284,7 @@ impl GatewayBuilder {
             config,
             simulators,
             audit,
+            metrics,
         })
     }
 }

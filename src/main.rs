@@ -340,14 +340,17 @@ async fn run_import(
 ) -> Result<ExitCode> {
     let (config, _) = load_config(config.as_ref())?;
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let store = casegraph::store::connect(&config.store.url, config.store.max_connections)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the store at {}",
-                display_url(&config.store.url)
-            )
-        })?;
+    let store = casegraph::store::connect_with(
+        &config.store.url,
+        casegraph::store::ConnectOptions::of(&config.store),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the store at {}",
+            display_url(&config.store.url)
+        )
+    })?;
     let started = std::time::Instant::now();
     let progress = |done: usize, total: usize| {
         if total >= 200 {
@@ -406,14 +409,17 @@ async fn run_import(
 async fn audit_verify(config: Option<PathBuf>) -> Result<ExitCode> {
     use casegraph::access::audit::{self, Verification};
     let (config, _) = load_config(config.as_ref())?;
-    let store = casegraph::store::connect(&config.store.url, config.store.max_connections)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the store at {}",
-                display_url(&config.store.url)
-            )
-        })?;
+    let store = casegraph::store::connect_with(
+        &config.store.url,
+        casegraph::store::ConnectOptions::of(&config.store),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the store at {}",
+            display_url(&config.store.url)
+        )
+    })?;
     match audit::verify(store.as_ref()).await {
         Ok(Verification::Intact { entries, last_hash }) => {
             println!("audit log intact: {entries} entries, last hash {last_hash}");

@@ -252,6 +252,7 @@ fn production_issuer(config: &mut Config) {
         jwks_refresh_secs: 600,
         // Zero so that a rotated key is fetched at once; the rate limit has its own unit test.
         jwks_min_refetch_secs: 0,
+        jwks_fetch_timeout_ms: 5_000,
     });
     config.auth.dev_issuer.enabled = false;
 }

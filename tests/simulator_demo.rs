@@ -331,12 +331,23 @@ async fn the_gateway_starts_its_simulators_and_stops_them_when_dropped() {
         "appel interjeté"
     );
     drop(gateway);
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let after = reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
-        .send()
-        .await;
-    assert!(after.is_err(), "the simulators stop with the gateway");
+    // The simulators' tasks end asynchronously: wait for it, within a bound far above any
+    // scheduling delay, rather than for a fixed time a loaded machine may not honour.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let after = reqwest::Client::new()
+            .post(format!("http://{addr}/graphql"))
+            .send()
+            .await;
+        if after.is_err() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the simulators stop with the gateway"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -143,11 +143,20 @@ impl RequestAudit {
         organisation: &str,
         operation: &str,
     ) -> Vec<AuditEvent> {
+        self.take_events(subject, organisation, operation)
+    }
+
+    /// Like [`RequestAudit::into_events`], through a shared reference: what was collected so
+    /// far is taken out. For a request whose work is cancelled (timeout, client gone) while
+    /// resolvers may still hold the collector.
+    pub fn take_events(
+        &self,
+        subject: &str,
+        organisation: &str,
+        operation: &str,
+    ) -> Vec<AuditEvent> {
         let at = Utc::now();
-        let named = self
-            .operation
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let named = lock(&self.operation).take();
         let operation = named.as_deref().unwrap_or(operation);
         let event = |case_id: Option<String>, fields: Vec<String>, decision, op: &str| AuditEvent {
             at,
@@ -159,18 +168,10 @@ impl RequestAudit {
             decision,
         };
         let mut out = Vec::new();
-        for (op, case) in self
-            .writes
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
+        for (op, case) in std::mem::take(&mut *lock(&self.writes)) {
             out.push(event(case, Vec::new(), AuditDecision::Write, &op));
         }
-        for (case, fields) in self
-            .reads
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
+        for (case, fields) in std::mem::take(&mut *lock(&self.reads)) {
             out.push(event(
                 Some(case),
                 fields.into_iter().collect(),
@@ -178,11 +179,7 @@ impl RequestAudit {
                 operation,
             ));
         }
-        for (case, fields) in self
-            .denials
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
+        for (case, fields) in std::mem::take(&mut *lock(&self.denials)) {
             out.push(event(
                 case,
                 fields.into_iter().collect(),

@@ -1,27 +1,37 @@
-//! The signing keys of an identity provider, fetched from its JWKS URL and cached.
+//! The signing keys of an identity provider, fetched from its JWKS URL by a background task
+//! and always served from memory.
 //!
-//! Fetches are single-flight (one at a time per provider) and never closer together than
-//! `jwks_min_refetch_secs`, whatever causes them: so key rotation is picked up by the first token
-//! naming a new `kid`, while a flood of bogus `kid`s or a provider that is down cannot turn every
-//! request into an outgoing call. A failed refresh keeps serving the last good key set.
+//! Requests never wait on the provider while keys are held: a refresh (every
+//! `jwks_refresh_secs`, or early for a token naming an unknown `kid`) runs in the background,
+//! and a failed or hanging one keeps the last good key set. Fetches are never closer together
+//! than `jwks_min_refetch_secs`, whatever asks for them, so a flood of bogus `kid`s or a
+//! provider that is down cannot turn requests into outgoing calls. A request waits, for at most
+//! [`KEY_WAIT`], only when there is something worth waiting for: no key yet while the first
+//! fetch is under way, or a refetch its own unknown `kid` started (key rotation).
+//!
+//! Times are tokio's, so tests can move them with the paused clock.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 use super::AuthError;
 
-/// How long one JWKS request may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a request waits for a fetch under way (no key yet, or a rotated key).
+pub(crate) const KEY_WAIT: Duration = Duration::from_secs(2);
 /// Largest JWKS document accepted; real ones are a few KiB.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Smallest RSA modulus accepted, in bytes (2048 bits).
 const MIN_RSA_MODULUS_BYTES: usize = 256;
+/// Shortest pause between two scheduled fetches, whatever the settings.
+const MIN_PAUSE: Duration = Duration::from_secs(1);
 
 /// One verification key from the set.
 #[derive(Clone)]
@@ -79,9 +89,9 @@ struct CacheState {
     fetched_at: Option<Instant>,
     /// When a fetch was last started, successful or not.
     attempted_at: Option<Instant>,
-    /// Counts completed fetch attempts, so a task that waited for the fetch lock can tell whether
-    /// another task fetched meanwhile.
-    generation: u64,
+    /// A fetch is under way or about to start (true from creation: the refresher starts with
+    /// one).
+    fetching: bool,
 }
 
 /// The cached key set of one identity provider.
@@ -91,67 +101,91 @@ pub(crate) struct JwksCache {
     http: reqwest::Client,
     refresh_after: Duration,
     min_refetch: Duration,
+    fetch_timeout: Duration,
     state: RwLock<CacheState>,
-    fetch_lock: tokio::sync::Mutex<()>,
-}
-
-/// Why a fetch is wanted.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reason {
-    /// No key set yet, or it is older than `jwks_refresh_secs`.
-    Stale,
-    /// A token names a `kid` the current set does not hold.
-    UnknownKid,
+    /// Asks the refresher for an early fetch.
+    wake: Arc<Notify>,
+    /// Counts completed fetch attempts; waiters watch it.
+    attempts: watch::Sender<u64>,
+    /// Counts the key sets installed: a token verified under an older one is verified again.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl JwksCache {
-    pub(crate) fn new(
+    /// The cache, and its refresher started on the current tokio runtime. The refresher ends
+    /// once the cache is dropped.
+    pub(crate) fn start(
         issuer: String,
         url: reqwest::Url,
         http: reqwest::Client,
         refresh_after: Duration,
         min_refetch: Duration,
-    ) -> Self {
-        Self {
+        fetch_timeout: Duration,
+    ) -> Arc<Self> {
+        let cache = Arc::new(Self {
             issuer,
             url,
             http,
             refresh_after,
             min_refetch,
+            fetch_timeout,
             state: RwLock::new(CacheState {
                 keys: Arc::new(KeySet::default()),
                 fetched_at: None,
                 attempted_at: None,
-                generation: 0,
+                fetching: true,
             }),
-            fetch_lock: tokio::sync::Mutex::new(()),
-        }
+            wake: Arc::new(Notify::new()),
+            attempts: watch::channel(0).0,
+            version: std::sync::atomic::AtomicU64::new(0),
+        });
+        tokio::spawn(refresher(Arc::downgrade(&cache), Arc::clone(&cache.wake)));
+        cache
     }
 
-    /// The keys a token with this header may be verified with.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CacheState> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, CacheState> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The keys a token with this header may be verified with. Never waits on the provider
+    /// while keys are held and the `kid` is known.
     pub(crate) async fn keys_for(
         &self,
         kid: Option<&str>,
         algorithm: Algorithm,
     ) -> Result<Vec<VerificationKey>, AuthError> {
-        let (mut keys, stale, generation) = self.snapshot();
-        if stale {
-            self.refresh(Reason::Stale, generation).await;
-            (keys, _, _) = self.snapshot();
-        }
+        let mut keys = Arc::clone(&self.read().keys);
         if keys.is_empty() {
-            return Err(AuthError::KeysUnavailable(format!(
-                "no signing keys of issuer {} could be fetched",
-                self.issuer
-            )));
+            let seen = *self.attempts.borrow();
+            if self.read().fetching {
+                self.wait_for_attempt_after(seen).await;
+                keys = Arc::clone(&self.read().keys);
+            }
+            if keys.is_empty() {
+                return Err(AuthError::KeysUnavailable(format!(
+                    "no signing keys of issuer {} could be fetched",
+                    self.issuer
+                )));
+            }
         }
         match keys.lookup(kid, algorithm) {
             Lookup::Found(found) => Ok(found),
             Lookup::UnknownKid => {
-                let (_, _, generation) = self.snapshot();
-                self.refresh(Reason::UnknownKid, generation).await;
-                let (keys, _, _) = self.snapshot();
-                match keys.lookup(kid, algorithm) {
+                let seen = *self.attempts.borrow();
+                if self.ask_refetch() {
+                    self.wait_for_attempt_after(seen).await;
+                } else {
+                    tracing::debug!(issuer = %self.issuer, "Unknown key id; JWKS fetched too recently to refetch");
+                }
+                match self.read().keys.lookup(kid, algorithm) {
                     Lookup::Found(found) => Ok(found),
                     Lookup::UnknownKid => Err(AuthError::UnknownKey),
                 }
@@ -159,72 +193,82 @@ impl JwksCache {
         }
     }
 
-    /// Fetches the key set now, unless one was fetched recently. Used to warm the cache at start.
-    pub(crate) async fn warm_up(&self) {
-        let (_, stale, generation) = self.snapshot();
-        if stale {
-            self.refresh(Reason::Stale, generation).await;
+    /// Asks the refresher for an early fetch, unless one is under way (then it is the one to
+    /// wait for) or the last started less than `min_refetch` ago. True when a fetch will come.
+    fn ask_refetch(&self) -> bool {
+        let mut state = self.write();
+        if state.fetching {
+            return true;
         }
+        if state
+            .attempted_at
+            .is_some_and(|at| at.elapsed() < self.min_refetch)
+        {
+            return false;
+        }
+        state.fetching = true;
+        drop(state);
+        self.wake.notify_one();
+        true
     }
 
-    /// The current keys, whether they are due for a refresh, and the fetch generation.
-    fn snapshot(&self) -> (Arc<KeySet>, bool, u64) {
-        let state = self
-            .state
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let stale = state
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= self.refresh_after);
-        (Arc::clone(&state.keys), stale, state.generation)
+    /// Waits, at most [`KEY_WAIT`], until a fetch attempt after the `seen`-th completes.
+    async fn wait_for_attempt_after(&self, seen: u64) {
+        let mut attempts = self.attempts.subscribe();
+        let _ = tokio::time::timeout(KEY_WAIT, attempts.wait_for(|n| *n > seen)).await;
     }
 
-    /// Fetches the key set unless another task did since `seen_generation`, or the last attempt
-    /// is more recent than `min_refetch`. Failures are logged and keep the previous keys.
-    async fn refresh(&self, reason: Reason, seen_generation: u64) {
-        let _single_flight = self.fetch_lock.lock().await;
+    /// The version of the key set in use (see [`JwksCache::version`]'s field).
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether a usable key set is held.
+    pub(crate) fn has_keys(&self) -> bool {
+        !self.read().keys.is_empty()
+    }
+
+    /// When the refresher fetches next, on its own schedule: at once before any attempt;
+    /// `refresh_after` after the last success; `min_refetch` after a failure.
+    fn next_due(&self) -> Instant {
+        let state = self.read();
+        let Some(attempted) = state.attempted_at else {
+            return Instant::now();
+        };
+        let failed = state.fetched_at.is_none_or(|ok| ok < attempted);
+        let pause = if failed {
+            self.min_refetch
+        } else {
+            self.refresh_after
+        };
+        attempted + pause.max(MIN_PAUSE)
+    }
+
+    /// One fetch attempt; a failure keeps the last good keys.
+    async fn refresh(&self) {
         {
-            let state = self
-                .state
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if state.generation != seen_generation {
-                return;
-            }
-            if let Some(at) = state.attempted_at {
-                if at.elapsed() < self.min_refetch {
-                    if reason == Reason::UnknownKid {
-                        tracing::debug!(issuer = %self.issuer, "Unknown key id; JWKS fetched too recently to refetch");
-                    }
-                    return;
-                }
-            }
-        }
-        {
-            let mut state = self
-                .state
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut state = self.write();
+            state.fetching = true;
             state.attempted_at = Some(Instant::now());
         }
         let fetched = self.fetch().await;
-        let mut state = self
-            .state
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Bumped once the outcome is known: every task that looked at the state before now and
-        // then waited for the lock takes this outcome instead of fetching again.
-        state.generation += 1;
-        match fetched {
-            Ok(keys) => {
-                tracing::debug!(issuer = %self.issuer, keys = keys.all.len(), "Fetched JWKS");
-                state.keys = Arc::new(keys);
-                state.fetched_at = Some(Instant::now());
-            }
-            Err(error) => {
-                tracing::warn!(issuer = %self.issuer, url = %self.url, %error, "JWKS refresh failed");
+        {
+            let mut state = self.write();
+            state.fetching = false;
+            match fetched {
+                Ok(keys) => {
+                    tracing::debug!(issuer = %self.issuer, keys = keys.all.len(), "Fetched JWKS");
+                    state.keys = Arc::new(keys);
+                    state.fetched_at = Some(Instant::now());
+                    self.version
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                }
+                Err(error) => {
+                    tracing::warn!(issuer = %self.issuer, url = %self.url, %error, "JWKS refresh failed; the last good keys stay in use");
+                }
             }
         }
+        self.attempts.send_modify(|n| *n += 1);
     }
 
     async fn fetch(&self) -> Result<KeySet, String> {
@@ -232,7 +276,7 @@ impl JwksCache {
             .http
             .get(self.url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(FETCH_TIMEOUT)
+            .timeout(self.fetch_timeout)
             .send()
             .await
             .map_err(|e| format!("request failed: {e}"))?;
@@ -262,6 +306,35 @@ impl JwksCache {
             return Err("document holds no usable signing key (RSA or P-256, use \"sig\")".into());
         }
         Ok(keys)
+    }
+}
+
+/// The background refresher of one cache: fetches when due or when asked (never closer than
+/// `min_refetch` to the previous attempt), until the cache is dropped.
+async fn refresher(cache: Weak<JwksCache>, wake: Arc<Notify>) {
+    loop {
+        let Some(due) = cache.upgrade().map(|c| c.next_due()) else {
+            return;
+        };
+        let asked = tokio::select! {
+            () = tokio::time::sleep_until(due) => false,
+            () = wake.notified() => true,
+        };
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        if asked {
+            let recent = cache
+                .read()
+                .attempted_at
+                .is_some_and(|at| at.elapsed() < cache.min_refetch);
+            if recent {
+                cache.write().fetching = false;
+                cache.attempts.send_modify(|n| *n += 1);
+                continue;
+            }
+        }
+        cache.refresh().await;
     }
 }
 

@@ -32,6 +32,12 @@ pub const DEV_ISSUER: &str = "casegraph-dev";
 
 /// Largest token accepted, in bytes; real ones are well under 4 KiB.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// How long a verified token is remembered: a client sends the same token with every request,
+/// and a signature check costs far more than the rest of a refused request. A token is verified
+/// again whenever the provider's key set changes, so a withdrawn key stops verifying at once.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Most verified tokens remembered.
+const VERIFIED_CAPACITY: u64 = 50_000;
 
 /// Claims CaseGraph reads from a verified token.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -191,12 +197,15 @@ struct Inner {
     leeway_secs: u64,
     dev: Option<Arc<DevIssuer>>,
     jwt: Option<JwtIssuer>,
+    /// Tokens verified in the last [`VERIFIED_TTL`], by the SHA-256 of the token, with the
+    /// version of the provider's key set they were verified under.
+    verified: moka::sync::Cache<[u8; 32], (Arc<TokenClaims>, u64)>,
 }
 
 struct JwtIssuer {
     issuer: String,
     algorithms: Vec<Algorithm>,
-    keys: JwksCache,
+    keys: Arc<JwksCache>,
 }
 
 /// The verification context chosen from a token's `iss`.
@@ -253,12 +262,13 @@ impl Authenticator {
                 Some(JwtIssuer {
                     issuer: jwt.issuer.clone(),
                     algorithms,
-                    keys: JwksCache::new(
+                    keys: JwksCache::start(
                         jwt.issuer.clone(),
                         url,
                         http,
                         Duration::from_secs(jwt.jwks_refresh_secs),
                         Duration::from_secs(jwt.jwks_min_refetch_secs),
+                        Duration::from_millis(jwt.jwks_fetch_timeout_ms),
                     ),
                 })
             }
@@ -269,17 +279,22 @@ impl Authenticator {
                 leeway_secs: cfg.leeway_secs,
                 dev,
                 jwt,
+                verified: moka::sync::Cache::builder()
+                    .max_capacity(VERIFIED_CAPACITY)
+                    .time_to_live(VERIFIED_TTL)
+                    .build(),
             }),
         };
-        if authenticator.inner.jwt.is_some() {
-            let warm = authenticator.clone();
-            tokio::spawn(async move {
-                if let Some(jwt) = &warm.inner.jwt {
-                    jwt.keys.warm_up().await;
-                }
-            });
-        }
         Ok(authenticator)
+    }
+
+    /// Whether tokens can be verified now: true unless an identity provider is configured and
+    /// none of its signing keys could be fetched yet (for `/health/ready`).
+    pub fn ready(&self) -> bool {
+        self.inner
+            .jwt
+            .as_ref()
+            .is_none_or(|jwt| jwt.keys.has_keys())
     }
 
     /// The development issuer, when enabled (e.g. to mint demo tokens in-process).
@@ -293,6 +308,31 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::Malformed);
         }
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into();
+        let version = self.inner.jwt.as_ref().map_or(0, |jwt| jwt.keys.version());
+        if let Some((claims, verified_under)) = self.inner.verified.get(&digest) {
+            // Verified a moment ago under the same keys: only its time window may have closed.
+            let now = unix_now();
+            let leeway = self.inner.leeway_secs;
+            if verified_under == version
+                && claims.exp.saturating_add(leeway) > now
+                && claims
+                    .nbf
+                    .is_none_or(|nbf| nbf <= now.saturating_add(leeway))
+            {
+                return Ok(TokenClaims::clone(&claims));
+            }
+            self.inner.verified.invalidate(&digest);
+        }
+        let claims = self.verify_uncached(token).await?;
+        self.inner
+            .verified
+            .insert(digest, (Arc::new(claims.clone()), version));
+        Ok(claims)
+    }
+
+    /// The full check of `token`: issuer, algorithm, key, signature, times, audience, claims.
+    async fn verify_uncached(&self, token: &str) -> Result<TokenClaims, AuthError> {
         let (header, payload) = unverified_parts(token)?;
         let iss = match payload.get("iss") {
             Some(serde_json::Value::String(iss)) => iss.as_str(),

@@ -50,6 +50,7 @@ fn jwt_config(jwks_url: &str, refresh_secs: u64, min_refetch_secs: u64) -> AuthC
             algorithms: vec!["RS256".into(), "ES256".into()],
             jwks_refresh_secs: refresh_secs,
             jwks_min_refetch_secs: min_refetch_secs,
+            jwks_fetch_timeout_ms: 5_000,
         }),
         dev_issuer: DevIssuerConfig::default(),
     }
@@ -588,11 +589,13 @@ async fn a_rotated_key_verifies_after_a_refetch() {
     assert!(matches!(err, AuthError::UnknownKey), "{err:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+/// Independent of the machine's speed: the interval is a minute (far above any scheduling
+/// delay), and it is made to pass on tokio's clock, not waited for.
+#[tokio::test]
 async fn unknown_kids_do_not_refetch_more_often_than_the_minimum_interval() {
     let ec = EcKey::new("real");
     let server = JwksServer::start(json!({ "keys": [ec.jwk()] })).await;
-    let auth = Authenticator::new(&jwt_config(&server.url, 600, 1), reqwest::Client::new())
+    let auth = Authenticator::new(&jwt_config(&server.url, 3_600, 60), reqwest::Client::new())
         .await
         .expect("authenticator");
     auth.verify(&ec.sign(&claims(IDP), Some("real")))
@@ -602,12 +605,17 @@ async fn unknown_kids_do_not_refetch_more_often_than_the_minimum_interval() {
 
     // Spawned tasks also prove the authenticator and its futures can be shared across threads,
     // as axum handlers need.
-    let flood = (0..50).map(|i| {
-        let auth = auth.clone();
-        let token = ec.sign(&claims(IDP), Some(&format!("bogus-{i}")));
-        tokio::spawn(async move { auth.verify(&token).await })
-    });
-    for outcome in futures::future::join_all(flood).await {
+    let flood = |prefix: &'static str| {
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let auth = auth.clone();
+                let token = ec.sign(&claims(IDP), Some(&format!("{prefix}-{i}")));
+                tokio::spawn(async move { auth.verify(&token).await })
+            })
+            .collect();
+        futures::future::join_all(tasks)
+    };
+    for outcome in flood("bogus").await {
         let outcome = outcome.expect("task completes");
         assert!(matches!(outcome, Err(AuthError::UnknownKey)), "{outcome:?}");
     }
@@ -617,17 +625,38 @@ async fn unknown_kids_do_not_refetch_more_often_than_the_minimum_interval() {
         "no refetch within the minimum interval"
     );
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(61)).await;
+    tokio::time::resume();
     let err = auth
         .verify(&ec.sign(&claims(IDP), Some("bogus-late")))
         .await
         .expect_err("still unknown");
     assert!(matches!(err, AuthError::UnknownKey), "{err:?}");
+    wait_for_requests(&server, 2).await;
+
+    for outcome in flood("again").await {
+        let outcome = outcome.expect("task completes");
+        assert!(matches!(outcome, Err(AuthError::UnknownKey)), "{outcome:?}");
+    }
     assert_eq!(
         server.requests(),
         2,
-        "one refetch once the interval has passed"
+        "one refetch once the interval has passed, none more within the next"
     );
+}
+
+/// Waits (a generous bound, not a measure) until the JWKS server has seen `n` requests.
+async fn wait_for_requests(server: &JwksServer, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while server.requests() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the JWKS server saw {} requests, not {n}",
+            server.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Single-threaded on purpose: every request is polled, and waits for the keys, before the
@@ -651,19 +680,23 @@ async fn concurrent_first_requests_share_one_fetch() {
 async fn the_last_good_key_set_is_served_when_a_refresh_fails() {
     let ec = EcKey::new("k");
     let server = JwksServer::start(json!({ "keys": [ec.jwk()] })).await;
-    // Refresh on every request, so the second one tries (and fails) to refetch.
-    let auth = Authenticator::new(&jwt_config(&server.url, 0, 0), reqwest::Client::new())
+    let auth = Authenticator::new(&jwt_config(&server.url, 3_600, 0), reqwest::Client::new())
         .await
         .expect("authenticator");
     let token = ec.sign(&claims(IDP), Some("k"));
     auth.verify(&token).await.expect("verifies");
-    let before = server.requests();
+    assert_eq!(server.requests(), 1);
 
     server.fail(true);
+    // The scheduled refresh comes due (on tokio's clock) and fails.
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(3_601)).await;
+    tokio::time::resume();
+    wait_for_requests(&server, 2).await;
     auth.verify(&token)
         .await
         .expect("still verifies with the cached keys");
-    assert!(server.requests() > before, "a refresh was attempted");
+    assert!(auth.ready(), "the last good keys keep the gateway ready");
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 
 use super::load::{Validate, Validation};
 use super::model::{
-    AuthConfig, Config, JwtIssuerConfig, LimitsConfig, ServerConfig, SimulatorsConfig, StoreConfig,
+    AuthConfig, Config, JwtIssuerConfig, LimitsConfig, RateLimit, RateLimitsConfig, ServerConfig,
+    SimulatorsConfig, StoreConfig,
 };
 
 /// Signature algorithms the gateway can verify.
@@ -23,6 +24,7 @@ impl Validate for Config {
         v.scoped("store", |v| self.store.validate(v));
         v.scoped("auth", |v| self.auth.validate(v));
         v.scoped("limits", |v| self.limits.validate(v));
+        v.scoped("rate_limits", |v| self.rate_limits.validate(v));
         v.scoped("simulators", |v| self.simulators.validate(v));
         match &self.access.cursor_secret {
             Some(secret)
@@ -52,6 +54,79 @@ impl Validate for ServerConfig {
         if self.body_limit_bytes < 1024 {
             v.error("body_limit_bytes", "must be at least 1024");
         }
+        in_range(
+            v,
+            "max_connections",
+            self.max_connections as u64,
+            1,
+            1_000_000,
+        );
+        in_range(
+            v,
+            "header_read_timeout_ms",
+            self.header_read_timeout_ms,
+            100,
+            600_000,
+        );
+        in_range(
+            v,
+            "body_read_timeout_ms",
+            self.body_read_timeout_ms,
+            100,
+            600_000,
+        );
+        in_range(v, "max_in_flight", self.max_in_flight as u64, 1, 100_000);
+        in_range(v, "max_queued", self.max_queued as u64, 0, 1_000_000);
+        in_range(v, "queue_timeout_ms", self.queue_timeout_ms, 1, 600_000);
+        in_range(v, "retry_after_secs", self.retry_after_secs, 1, 3_600);
+    }
+}
+
+/// Reports `key` unless `min <= value <= max`.
+fn in_range(v: &mut Validation, key: &str, value: u64, min: u64, max: u64) {
+    if !(min..=max).contains(&value) {
+        v.error(key, format!("must be between {min} and {max}"));
+    }
+}
+
+impl Validate for RateLimitsConfig {
+    fn validate(&self, v: &mut Validation) {
+        v.scoped("default", |v| self.default.validate(v));
+        for (role, limit) in &self.roles {
+            let key = format!("roles.{role}");
+            if crate::access::Role::parse(role).is_none() {
+                let known: Vec<&str> = crate::access::Role::ALL
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect();
+                v.error(
+                    &key,
+                    format!("is not a role; the roles are {}", known.join(", ")),
+                );
+            }
+            v.scoped(&key, |v| limit.validate(v));
+        }
+        in_range(v, "max_principals", self.max_principals, 1, 100_000_000);
+    }
+}
+
+impl Validate for RateLimit {
+    fn validate(&self, v: &mut Validation) {
+        in_range(
+            v,
+            "requests_per_minute",
+            u64::from(self.requests_per_minute),
+            1,
+            100_000_000,
+        );
+        in_range(v, "burst", u64::from(self.burst), 1, 100_000_000);
+        in_range(
+            v,
+            "max_in_flight",
+            u64::from(self.max_in_flight),
+            1,
+            100_000,
+        );
     }
 }
 
@@ -105,6 +180,8 @@ impl Validate for StoreConfig {
         if !(1..=1000).contains(&self.max_connections) {
             v.error("max_connections", "must be between 1 and 1000");
         }
+        in_range(v, "connect_timeout_ms", self.connect_timeout_ms, 10, 60_000);
+        in_range(v, "acquire_timeout_ms", self.acquire_timeout_ms, 10, 60_000);
     }
 }
 
@@ -163,6 +240,13 @@ impl Validate for JwtIssuerConfig {
         if self.jwks_refresh_secs < 1 {
             v.error("jwks_refresh_secs", "must be at least 1");
         }
+        in_range(
+            v,
+            "jwks_fetch_timeout_ms",
+            self.jwks_fetch_timeout_ms,
+            100,
+            60_000,
+        );
     }
 }
 
@@ -204,22 +288,90 @@ fn check_jwks_url(url: &str) -> Result<(), &'static str> {
 impl Validate for LimitsConfig {
     fn validate(&self, v: &mut Validation) {
         let limits = [
-            ("max_depth", self.max_depth as u64),
             ("max_complexity", self.max_complexity as u64),
             ("max_aliases", self.max_aliases as u64),
+            ("max_tokens", self.max_tokens as u64),
+            ("max_fields", self.max_fields as u64),
+            ("max_root_fields", self.max_root_fields as u64),
+            ("assumed_list_size", self.assumed_list_size as u64),
             ("max_page_size", u64::from(self.max_page_size)),
+            ("max_list_items", self.max_list_items as u64),
+            ("max_string_chars", self.max_string_chars as u64),
+            ("max_variables_bytes", self.max_variables_bytes as u64),
         ];
         for (key, value) in limits {
             if value == 0 {
                 v.error(key, "must be greater than 0");
             }
         }
+        // The async-graphql parser recurses on nesting: keep documents far from its stack.
+        in_range(v, "max_depth", self.max_depth as u64, 1, 64);
+        in_range(
+            v,
+            "operation_timeout_ms",
+            self.operation_timeout_ms,
+            1,
+            3_600_000,
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::check_jwks_url;
+
+    #[test]
+    fn overload_and_limit_settings_are_checked_with_file_line_and_key() {
+        let text = r#"
+[server]
+max_in_flight = 0
+queue_timeout_ms = 0
+
+[store]
+acquire_timeout_ms = 5
+
+[limits]
+max_fields = 0
+max_depth = 500
+
+[rate_limits]
+default = { requests_per_minute = 0, burst = 10 }
+
+[rate_limits.roles]
+un-analyst = { requests_per_minute = 60, burst = 0 }
+nosuch = { requests_per_minute = 60, burst = 5 }
+
+[auth.dev_issuer]
+enabled = true
+"#;
+        let errors = crate::config::load_str(text, "casegraph.toml").expect_err("refused");
+        let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+        for (line, key) in [
+            (3, "server.max_in_flight"),
+            (4, "server.queue_timeout_ms"),
+            (7, "store.acquire_timeout_ms"),
+            (10, "limits.max_fields"),
+            (11, "limits.max_depth"),
+            (14, "rate_limits.default.requests_per_minute"),
+            (17, "rate_limits.roles.un-analyst.burst"),
+            (18, "rate_limits.roles.nosuch"),
+        ] {
+            assert!(
+                found.contains(&(line, key)),
+                "no error for {key} at line {line} in {found:?}\n{errors}"
+            );
+        }
+        assert!(errors.to_string().contains("is not a role"), "{errors}");
+        let unknown = crate::config::load_str(
+            "[limits]\nmax_fields = 10\nno_limits = true\n[auth.dev_issuer]\nenabled = true\n",
+            "casegraph.toml",
+        )
+        .expect_err("no switch turns limits off");
+        assert!(
+            unknown.to_string().contains("unknown key `no_limits`"),
+            "{unknown}"
+        );
+    }
 
     #[test]
     fn jwks_url_accepts_https_and_loopback_http_only() {

@@ -697,6 +697,15 @@ impl Connector for FileConnector {
     async fn fetch(&self, keys: &[String]) -> Result<Fetched, ConnectorError> {
         let index = self.shared.index();
         let found: Vec<&Arc<Located>> = keys.iter().filter_map(|k| index.records.get(k)).collect();
+        // A file that cannot be read might hold the cases no other file holds: they are not
+        // known to be unknown.
+        let incomplete = index.problems.first().map(|problem| {
+            ConnectorError::bad_response(format!(
+                "connector {}: {} file(s) of the drop folder cannot be read ({problem}), so a case they may hold cannot be looked up",
+                self.shared.id,
+                index.problems.len()
+            ))
+        });
         Ok(Fetched {
             raw: Value::Array(
                 found
@@ -705,6 +714,7 @@ impl Connector for FileConnector {
                     .collect(),
             ),
             records: found.iter().map(|l| l.record.clone()).collect(),
+            incomplete,
         })
     }
 

@@ -271,7 +271,11 @@ impl Connector for GraphqlConnector {
             .into_iter()
             .cloned()
             .collect();
-        Ok(Fetched { raw, records })
+        Ok(Fetched {
+            raw,
+            records,
+            incomplete: None,
+        })
     }
 
     async fn probe(&self) -> Result<(), ConnectorError> {

@@ -153,7 +153,7 @@ pub struct MappingConfig {
     pub court_types: BTreeMap<String, CourtType>,
 }
 
-/// Why a record could not be mapped at all.
+/// Why an answer, or one record of it, does not have the shape the mapping declares.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MappingError {
     /// The record lacks its key.
@@ -162,6 +162,183 @@ pub enum MappingError {
     /// The records pointer does not lead to an array or object.
     #[error("the response has no records at `{0}`")]
     NoRecords(String),
+    /// The records pointer leads to something else than the array of records.
+    #[error("the response holds {found} at `{pointer}` where the array of records should be")]
+    NotAList {
+        /// The records pointer.
+        pointer: String,
+        /// What is there instead ("an object", "a number"…).
+        found: &'static str,
+    },
+    /// A record's key has another type than text, so the record answers no known case.
+    #[error("a record's {field} at `{pointer}` should be {expected}, found {found}")]
+    WrongKey {
+        /// "key".
+        field: String,
+        /// The key pointer.
+        pointer: String,
+        /// "text".
+        expected: &'static str,
+        /// What is there instead.
+        found: String,
+    },
+    /// A value of a record has another type than the mapping reads there.
+    #[error("record `{key}`: {field} at `{pointer}` should be {expected}, found {found}")]
+    WrongType {
+        /// The record's key.
+        key: String,
+        /// The field of the canonical model ("stage", "defendants[2].status"…).
+        field: String,
+        /// The pointer configured for it.
+        pointer: String,
+        /// What the mapping reads there ("text", "a date", "an array"…).
+        expected: &'static str,
+        /// What is there instead.
+        found: String,
+    },
+}
+
+impl MappingError {
+    /// A wrong key's error concerns the whole answer: no record is attributable.
+    fn without_key(self) -> Self {
+        match self {
+            Self::WrongType {
+                field,
+                pointer,
+                expected,
+                found,
+                ..
+            } => Self::WrongKey {
+                field,
+                pointer,
+                expected,
+                found,
+            },
+            other => other,
+        }
+    }
+
+    /// Whether the error concerns one record whose key is known (the others of the answer
+    /// can still be used), rather than the whole answer.
+    pub fn record_key(&self) -> Option<&str> {
+        match self {
+            Self::WrongType { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// What a JSON value is, for messages.
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a record's values with their declared types; the first wrong one is kept.
+struct Reader<'a> {
+    key: &'a str,
+    error: Option<MappingError>,
+}
+
+impl Reader<'_> {
+    fn wrong(&mut self, field: &str, pointer: &str, expected: &'static str, found: String) {
+        if self.error.is_none() {
+            self.error = Some(MappingError::WrongType {
+                key: self.key.to_string(),
+                field: field.to_string(),
+                pointer: pointer.to_string(),
+                expected,
+                found,
+            });
+        }
+    }
+
+    /// Text: a string (trimmed; empty is absent) or a number; null is absent.
+    fn text(&mut self, field: &str, pointer: &str, v: Option<&Value>) -> Option<String> {
+        match v? {
+            Value::Null => None,
+            Value::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+            Value::Number(n) => Some(n.to_string()),
+            other => {
+                self.wrong(field, pointer, "text", kind_of(other).to_string());
+                None
+            }
+        }
+    }
+
+    /// A date (`YYYY-MM-DD`, `DD/MM/YYYY` or an RFC 3339 timestamp); null or empty is absent.
+    fn date(&mut self, field: &str, pointer: &str, v: Option<&Value>) -> Option<NaiveDate> {
+        let text = self.text(field, pointer, v)?;
+        let date = parse_date(&text);
+        if date.is_none() {
+            self.wrong(field, pointer, "a date", "text that is no date".into());
+        }
+        date
+    }
+
+    /// A time (RFC 3339, or a date); null or empty is absent.
+    fn time(&mut self, field: &str, pointer: &str, v: Option<&Value>) -> Option<DateTime<Utc>> {
+        let text = self.text(field, pointer, v)?;
+        let time = parse_time(&text);
+        if time.is_none() {
+            self.wrong(
+                field,
+                pointer,
+                "a date or time",
+                "text that is no date".into(),
+            );
+        }
+        time
+    }
+
+    /// An array; null is absent.
+    fn list<'v>(&mut self, field: &str, pointer: &str, v: Option<&'v Value>) -> &'v [Value] {
+        match v {
+            None | Some(Value::Null) => &[],
+            Some(Value::Array(items)) => items,
+            Some(other) => {
+                self.wrong(field, pointer, "an array", kind_of(other).to_string());
+                &[]
+            }
+        }
+    }
+
+    /// An object (one entry of a list).
+    fn object(&mut self, field: &str, pointer: &str, v: &Value) -> bool {
+        if v.is_object() {
+            true
+        } else {
+            self.wrong(field, pointer, "an object", kind_of(v).to_string());
+            false
+        }
+    }
+
+    /// A true/false flag: a boolean, 0/1, or yes/no words (oui/non, o/n, y/n).
+    fn flag(&mut self, field: &str, pointer: &str, v: Option<&Value>) -> Option<bool> {
+        let flag = match v? {
+            Value::Null => return None,
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => match normalise_label(s).as_str() {
+                "" => return None,
+                "true" | "oui" | "yes" | "1" | "o" | "y" => Some(true),
+                "false" | "non" | "no" | "0" | "n" => Some(false),
+                _ => None,
+            },
+            Value::Number(n) => n.as_i64().map(|n| n != 0),
+            _ => None,
+        };
+        if flag.is_none() {
+            let found = v.map_or("nothing", kind_of).to_string();
+            self.wrong(field, pointer, "true or false", found);
+        }
+        flag
+    }
 }
 
 /// What the mapping found in one record, for `casegraph connector test`.
@@ -184,14 +361,6 @@ pub fn normalise_label(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// Parses `YYYY-MM-DD`, `DD/MM/YYYY` or the date part of an RFC 3339 timestamp.
@@ -263,30 +432,62 @@ impl Mapping {
         &self.config
     }
 
-    /// The records of a response.
+    /// The records of an answer to a lookup of many keys: the array at the records pointer
+    /// (an empty array says no key is known). At the top of the answer (an empty pointer) a
+    /// single object is one record. Anything else is the wrong shape: it never reads as "no
+    /// record".
     pub fn records<'a>(&self, response: &'a Value) -> Result<Vec<&'a Value>, MappingError> {
-        let at = if self.config.records.is_empty() {
+        self.records_in(response, false)
+    }
+
+    /// The records of an answer about one key (a REST single-case endpoint): like
+    /// [`Mapping::records`], and a single object at the records pointer is that record.
+    pub fn records_of_one<'a>(&self, response: &'a Value) -> Result<Vec<&'a Value>, MappingError> {
+        self.records_in(response, true)
+    }
+
+    fn records_in<'a>(
+        &self,
+        response: &'a Value,
+        one: bool,
+    ) -> Result<Vec<&'a Value>, MappingError> {
+        let pointer = &self.config.records;
+        let at = if pointer.is_empty() {
             Some(response)
         } else {
-            response.pointer(&self.config.records)
+            response.pointer(pointer)
         };
         match at {
             Some(Value::Array(items)) => Ok(items.iter().collect()),
-            Some(Value::Null) | None if !self.config.records.is_empty() => {
-                Err(MappingError::NoRecords(self.config.records.clone()))
-            }
-            Some(obj @ Value::Object(_)) => Ok(vec![obj]),
-            Some(Value::Null) => Ok(vec![]),
-            _ => Err(MappingError::NoRecords(self.config.records.clone())),
+            Some(Value::Null) | None => Err(MappingError::NoRecords(pointer.clone())),
+            Some(obj @ Value::Object(_)) if one || pointer.is_empty() => Ok(vec![obj]),
+            Some(other) => Err(MappingError::NotAList {
+                pointer: if pointer.is_empty() {
+                    "/".into()
+                } else {
+                    pointer.clone()
+                },
+                found: kind_of(other),
+            }),
         }
     }
 
-    /// The key a record answers.
+    /// The key a record answers: a non-empty string at the key pointer (a record whose key is
+    /// missing or of another type cannot be matched to any case).
     pub fn key_of(&self, record: &Value) -> Result<String, MappingError> {
-        record
-            .pointer(&self.config.key)
-            .and_then(text)
-            .ok_or_else(|| MappingError::MissingKey(self.config.key.clone()))
+        match record.pointer(&self.config.key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            None | Some(Value::Null) => Err(MappingError::MissingKey(self.config.key.clone())),
+            Some(Value::String(_)) => Err(MappingError::MissingKey(self.config.key.clone())),
+            Some(other) => Err(MappingError::WrongType {
+                key: "?".into(),
+                field: "key".into(),
+                pointer: self.config.key.clone(),
+                expected: "text",
+                found: kind_of(other).to_string(),
+            }
+            .without_key()),
+        }
     }
 
     fn stage(&self, label: &str) -> Mapped<CaseStage> {
@@ -296,42 +497,69 @@ impl Mapping {
         )
     }
 
-    /// Maps one record; the report lists what was missing or unmapped.
+    /// Maps one record; the report lists what was missing or unmapped. A value of another
+    /// type than the mapping reads (an object where text is expected, a list that is not an
+    /// array, a date that is no date) is an error naming the record, the field and the
+    /// pointer: it is never read as an absent value.
     pub fn apply(&self, record: &Value) -> Result<(Proceedings, MappingReport), MappingError> {
         let c = &self.config;
         let key = self.key_of(record)?;
         let mut report = MappingReport::default();
-        let mut get = |field: &str, ptr: &Option<String>| -> Option<&Value> {
+        let mut r = Reader {
+            key: &key,
+            error: None,
+        };
+        let mut get = |field: &str, ptr: &Option<String>| -> Option<(&Value, String)> {
             let p = ptr.as_ref()?;
             let v = record.pointer(p).filter(|v| !v.is_null());
             if v.is_none() {
                 report.missing.push(format!("{field} ({p})"));
             }
-            v
+            v.map(|v| (v, p.clone()))
         };
-        let national_reference = get("national_reference", &c.national_reference).and_then(text);
-        let authority = get("authority", &c.authority).and_then(text);
-        let stage_label = get("stage", &c.stage).and_then(text);
-        let national_stage = c
-            .national_stage
-            .as_ref()
-            .and_then(|p| record.pointer(p))
-            .and_then(text)
-            .or_else(|| stage_label.clone());
-        let court_name = get("court_name", &c.court_name).and_then(text);
-        let court_label = get("court_type", &c.court_type).and_then(text);
-        let charges_v = get("charges", &c.charges).cloned();
-        let next_hearing = get("next_hearing", &c.next_hearing)
-            .and_then(text)
-            .and_then(|s| parse_date(&s));
-        let updated_at = get("updated_at", &c.updated_at)
-            .and_then(text)
-            .and_then(|s| parse_time(&s));
-        let marking = get("marking", &c.marking).and_then(text);
+        let national_reference = get("national_reference", &c.national_reference);
+        let authority = get("authority", &c.authority);
+        let stage_at = get("stage", &c.stage);
+        let court_name = get("court_name", &c.court_name);
+        let court_type = get("court_type", &c.court_type);
+        let charges_v = get("charges", &c.charges);
+        let next_hearing = get("next_hearing", &c.next_hearing);
+        let updated_at = get("updated_at", &c.updated_at);
+        let marking = get("marking", &c.marking);
+        let stage_history_v = c.stage_history.as_ref().map(|h| {
+            let v = record.pointer(&h.list).filter(|v| !v.is_null());
+            if v.is_none() {
+                report.missing.push(format!("stage_history ({})", h.list));
+            }
+            v
+        });
+        let defendants_v = c.defendants.as_ref().map(|d| {
+            let v = record.pointer(&d.list).filter(|v| !v.is_null());
+            if v.is_none() {
+                report.missing.push(format!("defendants ({})", d.list));
+            }
+            v
+        });
+        let text_of = |r: &mut Reader<'_>, field: &str, at: Option<(&Value, String)>| {
+            at.and_then(|(v, p)| r.text(field, &p, Some(v)))
+        };
+        let national_reference = text_of(&mut r, "national_reference", national_reference);
+        let authority = text_of(&mut r, "authority", authority);
+        let stage_label = text_of(&mut r, "stage", stage_at);
+        let national_stage = match &c.national_stage {
+            Some(p) => r.text("national_stage", p, record.pointer(p)),
+            None => None,
+        }
+        .or_else(|| stage_label.clone());
+        let court_name = text_of(&mut r, "court_name", court_name);
+        let court_label = text_of(&mut r, "court_type", court_type);
+        let next_hearing = next_hearing.and_then(|(v, p)| r.date("next_hearing", &p, Some(v)));
+        let updated_at = updated_at.and_then(|(v, p)| r.time("updated_at", &p, Some(v)));
+        let marking = text_of(&mut r, "marking", marking);
         let mut field_markings = BTreeMap::new();
         for (name, p) in c.field_markings.pointers() {
             // Most fields carry no marking of their own: an absent one is not reported missing.
-            if let Some(m) = record.pointer(p).and_then(text) {
+            if let Some(m) = r.text(&format!("field_markings.{name}"), p, record.pointer(p)) {
                 field_markings.insert(name.to_string(), m);
             }
         }
@@ -340,32 +568,31 @@ impl Mapping {
             report.unmapped.push(("stage".into(), l.clone()));
         }
         let mut stage_history = Vec::new();
-        if let Some(h) = &c.stage_history {
-            match record.pointer(&h.list) {
-                Some(Value::Array(items)) => {
-                    for item in items {
-                        let Some(label) = item.pointer(&h.stage).and_then(text) else {
-                            continue;
-                        };
-                        let mapped = self.stage(&label);
-                        if let Mapped::Unmapped(l) = &mapped {
-                            report
-                                .unmapped
-                                .push(("stage_history.stage".into(), l.clone()));
-                        }
-                        stage_history.push(StageEntry {
-                            stage: mapped,
-                            national_label: label,
-                            date: item
-                                .pointer(&h.date)
-                                .and_then(text)
-                                .and_then(|s| parse_date(&s)),
-                        });
-                    }
-                    stage_history.sort_by_key(|e| e.date);
+        if let (Some(h), Some(list)) = (&c.stage_history, stage_history_v) {
+            for (i, item) in r.list("stage_history", &h.list, list).iter().enumerate() {
+                let field = format!("stage_history[{i}]");
+                if !r.object(&field, &h.list, item) {
+                    continue;
                 }
-                _ => report.missing.push(format!("stage_history ({})", h.list)),
+                let Some(label) =
+                    r.text(&format!("{field}.stage"), &h.stage, item.pointer(&h.stage))
+                else {
+                    continue;
+                };
+                let mapped = self.stage(&label);
+                if let Mapped::Unmapped(l) = &mapped {
+                    report
+                        .unmapped
+                        .push(("stage_history.stage".into(), l.clone()));
+                }
+                let date = r.date(&format!("{field}.date"), &h.date, item.pointer(&h.date));
+                stage_history.push(StageEntry {
+                    stage: mapped,
+                    national_label: label,
+                    date,
+                });
             }
+            stage_history.sort_by_key(|e| e.date);
         }
         let court_type = court_label.map(|l| {
             self.courts.get(&normalise_label(&l)).map_or_else(
@@ -381,64 +608,68 @@ impl Mapping {
             court_type,
         });
         let charges = match charges_v {
-            Some(Value::Array(items)) => items
+            Some((Value::Array(items), p)) => items
                 .iter()
-                .filter_map(|i| match (&c.charge_label, i) {
-                    (Some(p), obj) if obj.is_object() => obj.pointer(p).and_then(text),
-                    _ => text(i),
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let field = format!("charges[{i}]");
+                    match (&c.charge_label, item) {
+                        (Some(label), obj) if obj.is_object() => {
+                            r.text(&field, label, obj.pointer(label))
+                        }
+                        _ => r.text(&field, &p, Some(item)),
+                    }
                 })
                 .collect(),
-            Some(v) => text(&v).into_iter().collect(),
+            Some((v, p)) => r.text("charges", &p, Some(v)).into_iter().collect(),
             None => Vec::new(),
         };
         let mut defendants = Vec::new();
-        if let Some(d) = &c.defendants {
-            match record.pointer(&d.list) {
-                Some(Value::Array(items)) => {
-                    for item in items {
-                        let at = |p: &Option<String>| {
-                            p.as_ref()
-                                .and_then(|p| item.pointer(p))
-                                .filter(|v| !v.is_null())
-                        };
-                        let status_label = at(&d.status).and_then(text);
-                        let national_status = at(&d.national_status)
-                            .and_then(text)
-                            .or_else(|| status_label.clone());
-                        let status = status_label.as_ref().map(|l| {
-                            self.defendants.get(&normalise_label(l)).map_or_else(
-                                || {
-                                    report
-                                        .unmapped
-                                        .push(("defendants.status".into(), l.clone()));
-                                    Mapped::Unmapped(l.clone())
-                                },
-                                |s| Mapped::Known(*s),
-                            )
-                        });
-                        let in_absentia = at(&d.in_absentia).and_then(|v| match v {
-                            Value::Bool(b) => Some(*b),
-                            Value::String(s) => match normalise_label(s).as_str() {
-                                "true" | "oui" | "yes" | "1" | "o" | "y" => Some(true),
-                                "false" | "non" | "no" | "0" | "n" => Some(false),
-                                _ => None,
-                            },
-                            Value::Number(n) => n.as_i64().map(|n| n != 0),
-                            _ => None,
-                        });
-                        defendants.push(Defendant {
-                            name: at(&d.name).and_then(text),
-                            status,
-                            national_status,
-                            in_absentia,
-                            verdict: at(&d.verdict).and_then(text),
-                            sentence: at(&d.sentence).and_then(text),
-                            marking: at(&d.marking).and_then(text),
-                        });
-                    }
+        if let (Some(d), Some(list)) = (&c.defendants, defendants_v) {
+            for (i, item) in r.list("defendants", &d.list, list).iter().enumerate() {
+                let field = |name: &str| format!("defendants[{i}].{name}");
+                if !r.object(&format!("defendants[{i}]"), &d.list, item) {
+                    continue;
                 }
-                _ => report.missing.push(format!("defendants ({})", d.list)),
+                let text = |r: &mut Reader<'_>, name: &str, p: &Option<String>| {
+                    p.as_ref()
+                        .and_then(|p| r.text(&field(name), p, item.pointer(p)))
+                };
+                let status_label = text(&mut r, "status", &d.status);
+                let national_status = text(&mut r, "national_status", &d.national_status)
+                    .or_else(|| status_label.clone());
+                let name = text(&mut r, "name", &d.name);
+                let verdict = text(&mut r, "verdict", &d.verdict);
+                let sentence = text(&mut r, "sentence", &d.sentence);
+                let marking = text(&mut r, "marking", &d.marking);
+                let in_absentia = d
+                    .in_absentia
+                    .as_ref()
+                    .and_then(|p| r.flag(&field("in_absentia"), p, item.pointer(p)));
+                let status = status_label.as_ref().map(|l| {
+                    self.defendants.get(&normalise_label(l)).map_or_else(
+                        || {
+                            report
+                                .unmapped
+                                .push(("defendants.status".into(), l.clone()));
+                            Mapped::Unmapped(l.clone())
+                        },
+                        |s| Mapped::Known(*s),
+                    )
+                });
+                defendants.push(Defendant {
+                    name,
+                    status,
+                    national_status,
+                    in_absentia,
+                    verdict,
+                    sentence,
+                    marking,
+                });
             }
+        }
+        if let Some(error) = r.error {
+            return Err(error);
         }
         Ok((
             Proceedings {

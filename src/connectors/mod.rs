@@ -8,6 +8,7 @@
 //! health figures. SEALED content (per the policy's markings, passed in as a [`Sealing`]) is
 //! dropped between mapping and the cache.
 
+pub mod breaker;
 pub mod config;
 pub mod error;
 pub mod file;
@@ -19,6 +20,7 @@ pub mod rest;
 pub mod runtime;
 pub mod runtime_config;
 pub mod sealing;
+pub mod stack;
 pub mod upstream;
 
 pub use config::{ConnectorFile, ConnectorKind, MatchBy};
@@ -41,6 +43,10 @@ pub struct Fetched {
     /// The records in it, each still in the national shape; the runtime finds each record's
     /// key with the mapping.
     pub records: Vec<Value>,
+    /// Why keys absent from `records` cannot be said to be unknown to the system (a file of
+    /// the drop folder that cannot be read might hold them); `None` when the answer is
+    /// complete, so that an absent key is a key the system does not know.
+    pub incomplete: Option<ConnectorError>,
 }
 
 /// One host-state system.

@@ -482,9 +482,15 @@ impl RestConnector {
         self
     }
 
-    fn records_of(&self, body: &Value) -> Result<Vec<Value>, ConnectorError> {
-        self.mapping
-            .records(body)
+    /// The records of a batch answer (`one`: of a single-case answer, which may be the one
+    /// record itself).
+    fn records_of(&self, body: &Value, one: bool) -> Result<Vec<Value>, ConnectorError> {
+        let records = if one {
+            self.mapping.records_of_one(body)
+        } else {
+            self.mapping.records(body)
+        };
+        records
             .map(|records| records.into_iter().cloned().collect())
             .map_err(|e| ConnectorError::bad_response(format!("connector `{}`: {e}", self.id)))
     }
@@ -525,6 +531,7 @@ impl RestConnector {
                     return Ok(Fetched {
                         raw: Value::Null,
                         records: Vec::new(),
+                        incomplete: None,
                     });
                 }
                 let joined = usable.join(separator);
@@ -546,10 +553,11 @@ impl RestConnector {
                 self.id
             )));
         }
-        let records = self.records_of(&reply.body)?;
+        let records = self.records_of(&reply.body, false)?;
         Ok(Fetched {
             raw: reply.body,
             records,
+            incomplete: None,
         })
     }
 
@@ -591,13 +599,14 @@ impl RestConnector {
         let mut raw = Vec::with_capacity(replies.len());
         for reply in replies {
             if reply.status != 404 {
-                records.extend(self.records_of(&reply.body)?);
+                records.extend(self.records_of(&reply.body, true)?);
             }
             raw.push(reply.body);
         }
         Ok(Fetched {
             raw: Value::Array(raw),
             records,
+            incomplete: None,
         })
     }
 }

@@ -1,22 +1,29 @@
 //! What wraps every connector: the cache (source data only; access rules apply after it),
-//! batching into chunks, timeout, bounded retries with a retry budget, the circuit breaker,
-//! the concurrency limit, and the health figures.
+//! batching into chunks, and a tower stack of kept parts for each upstream call — the circuit
+//! breaker ([`super::breaker`]), `tower::retry` with a budget, a bounded wait for a slot of
+//! `tower::limit`, the measure of the call, and `tower::timeout` (see [`super::stack`]) — and
+//! the health figures.
 //!
-//! Records are mapped before they are cached, and two things happen between mapping and the
-//! cache: SEALED content is dropped ([`Sealing`]), and the record is cut down to the fields the
-//! lookup asked for, so that a cache entry holds no more than the fields it claims.
+//! Records are mapped inside the stack (a wrong-shaped answer is a failed call, for the
+//! breaker too), and two things happen between mapping and the cache: SEALED content is
+//! dropped ([`Sealing`]), and the record is cut down to the fields the lookup asked for, so that
+//! a cache entry holds no more than the fields it claims. A record whose values have the wrong
+//! types fails alone, at its key; the other records of the answer are served.
 
-use super::error::{ConnectorError, ConnectorErrorKind};
+use super::breaker::CircuitBreakerLayer;
+use super::error::ConnectorError;
 use super::mapping::{Mapping, MappingReport};
 use super::model::{FieldMask, FreshnessState, Proceedings};
 use super::runtime_config::RuntimeConfig;
 use super::sealing::Sealing;
+use super::stack::{MeasureLayer, Recorder, RetryPolicy, SlotWaitLayer};
 use super::Connector;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Semaphore;
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
 
 /// A record served to a request, with how fresh it is.
 #[derive(Debug, Clone)]
@@ -48,14 +55,6 @@ struct CacheEntry {
     fetched_at: Instant,
     /// The parts of the record that were asked for, and the only ones `record` holds.
     fields: FieldMask,
-}
-
-/// Circuit breaker states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Breaker {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen { probing: bool },
 }
 
 /// The public health state of a connector.
@@ -115,6 +114,18 @@ pub struct HealthSnapshot {
     pub latency_ms: Option<(f64, f64, f64)>,
 }
 
+/// What one call brought back, by key: each record mapped, its SEALED content dropped and cut
+/// down to the fields asked; or the error of a record whose values have the wrong types, or of
+/// a key the system's answer cannot say it does not know.
+type MappedRecords = HashMap<String, Result<Arc<Proceedings>, ConnectorError>>;
+
+/// One attempt's request: the keys of a chunk and the fields to ask for.
+#[derive(Clone)]
+struct Attempt {
+    keys: Arc<[String]>,
+    fields: FieldMask,
+}
+
 /// A connector with its runtime protections. Cheap to share (`Arc`).
 pub struct ConnectorRuntime {
     id: String,
@@ -123,10 +134,92 @@ pub struct ConnectorRuntime {
     sealing: Sealing,
     config: RuntimeConfig,
     cache: moka::future::Cache<String, Arc<CacheEntry>>,
-    breaker: Mutex<Breaker>,
-    semaphore: Semaphore,
-    budget: Mutex<f64>,
-    stats: Mutex<Stats>,
+    breaker: CircuitBreakerLayer,
+    stack: BoxCloneSyncService<Attempt, MappedRecords, ConnectorError>,
+    stats: Arc<Mutex<Stats>>,
+}
+
+/// Where the stack's measure reports each call.
+struct StatsRecorder(Arc<Mutex<Stats>>);
+
+impl Recorder for StatsRecorder {
+    fn call_took(&self, elapsed: Duration) {
+        let mut stats = lock(&self.0);
+        stats.calls += 1;
+        stats
+            .latencies_us
+            .push_back(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+        if stats.latencies_us.len() > LATENCY_WINDOW {
+            stats.latencies_us.pop_front();
+        }
+    }
+}
+
+/// The innermost service: one upstream call for a chunk, and its records mapped.
+#[derive(Clone)]
+struct Call {
+    id: Arc<str>,
+    inner: Arc<dyn Connector>,
+    mapping: Arc<Mapping>,
+    sealing: Sealing,
+}
+
+impl Call {
+    async fn run(self, attempt: Attempt) -> Result<MappedRecords, ConnectorError> {
+        let fetched = self
+            .inner
+            .fetch_fields(&attempt.keys, attempt.fields)
+            .await?;
+        let mut by_key = MappedRecords::new();
+        for record in &fetched.records {
+            match self.mapping.apply(record) {
+                Ok((proceedings, _)) => {
+                    let mut proceedings = self.sealing.apply(proceedings);
+                    proceedings.retain_fields(attempt.fields);
+                    by_key
+                        .entry(proceedings.key.clone())
+                        .or_insert_with(|| Ok(Arc::new(proceedings)));
+                }
+                Err(e) => {
+                    let err = ConnectorError::bad_response(format!("connector {}: {e}", self.id));
+                    match e.record_key() {
+                        // One record of the wrong shape: it fails alone, at its key.
+                        Some(key) => {
+                            by_key.insert(key.to_string(), Err(err));
+                        }
+                        // A record no key can be read from could answer any key: the whole
+                        // answer is unusable, and none of its keys reads as "not known".
+                        None => return Err(err),
+                    }
+                }
+            }
+        }
+        if let Some(incomplete) = fetched.incomplete {
+            for key in attempt.keys.iter() {
+                by_key
+                    .entry(key.clone())
+                    .or_insert_with(|| Err(incomplete.clone()));
+            }
+        }
+        Ok(by_key)
+    }
+}
+
+impl tower::Service<Attempt> for Call {
+    type Response = MappedRecords;
+    type Error = ConnectorError;
+    type Future = futures::future::BoxFuture<'static, Result<MappedRecords, ConnectorError>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, attempt: Attempt) -> Self::Future {
+        Box::pin(self.clone().run(attempt))
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -148,17 +241,59 @@ impl ConnectorRuntime {
             .max_capacity(config.cache_capacity)
             .time_to_live(Duration::from_secs(config.max_stale_secs.max(1)))
             .build();
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let breaker = CircuitBreakerLayer::new(
+            id,
+            config.circuit_failure_threshold,
+            Duration::from_secs(config.circuit_open_secs),
+        );
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let call = Call {
+            id: id.into(),
+            inner: Arc::clone(&inner),
+            mapping: Arc::new(mapping.clone()),
+            sealing: sealing.clone(),
+        };
+        let (timeout_id, timeout_ms) = (id.to_string(), config.timeout_ms);
+        let stack = tower::ServiceBuilder::new()
+            .layer(breaker.clone())
+            .retry(RetryPolicy::new(
+                config.retries,
+                Duration::from_millis(config.retry_backoff_ms),
+                config.retry_budget_ratio,
+                inner.idempotent(),
+            ))
+            .layer(SlotWaitLayer::new(
+                timeout,
+                format!(
+                    "connector {id}: all {} connections busy for {} ms",
+                    config.max_concurrency, config.timeout_ms
+                ),
+            ))
+            .concurrency_limit(config.max_concurrency)
+            .layer(MeasureLayer::new(Arc::new(StatsRecorder(Arc::clone(
+                &stats,
+            )))))
+            .map_err(
+                move |e: tower::BoxError| match e.downcast::<ConnectorError>() {
+                    Ok(e) => *e,
+                    Err(_) => ConnectorError::timeout(format!(
+                        "connector {timeout_id}: no answer within {timeout_ms} ms"
+                    )),
+                },
+            )
+            .timeout(timeout)
+            .service(call);
         Self {
             id: id.to_string(),
             inner,
             mapping,
             sealing,
-            semaphore: Semaphore::new(config.max_concurrency),
-            budget: Mutex::new(config.retries as f64),
             config,
             cache,
-            breaker: Mutex::new(Breaker::Closed { failures: 0 }),
-            stats: Mutex::new(Stats::default()),
+            breaker,
+            stack: BoxCloneSyncService::new(stack),
+            stats,
         }
     }
 
@@ -235,12 +370,30 @@ impl ConnectorRuntime {
             futures::future::join_all(chunks.iter().map(|chunk| self.fetch_mapped(chunk, fields)))
                 .await;
         for (chunk, result) in chunks.into_iter().zip(results) {
-            match result {
-                Ok(records) => {
-                    let now = Instant::now();
+            let mut records = match result {
+                Ok(records) => records,
+                Err(err) => {
                     for key in chunk {
+                        out.insert(
+                            key.clone(),
+                            self.stale_or(&stale, &key, (asked, max_stale), err.clone()),
+                        );
+                    }
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            for key in chunk {
+                match records.remove(&key) {
+                    Some(Err(err)) => {
+                        out.insert(
+                            key.clone(),
+                            self.stale_or(&stale, &key, (asked, max_stale), err),
+                        );
+                    }
+                    found => {
                         let entry = Arc::new(CacheEntry {
-                            record: records.get(&key).cloned(),
+                            record: found.and_then(Result::ok),
                             fetched_at: now,
                             fields,
                         });
@@ -248,224 +401,88 @@ impl ConnectorRuntime {
                         out.insert(key, serve(&entry, asked, FreshnessState::Live));
                     }
                 }
-                Err(err) => {
-                    for key in chunk {
-                        match stale.get(&key) {
-                            Some(entry) if entry.fetched_at.elapsed() < max_stale => {
-                                lock(&self.stats).stale_served += 1;
-                                tracing::warn!(connector = %self.id, code = err.kind.code(), "Serving stale data: the host-state system failed");
-                                out.insert(key, serve(entry, asked, FreshnessState::Stale));
-                            }
-                            _ => {
-                                out.insert(key, Lookup::Failed(err.clone()));
-                            }
-                        }
-                    }
-                }
             }
         }
         out
     }
 
-    /// One protected upstream call for a chunk: each record mapped, its SEALED content
-    /// dropped and cut down to `fields`, indexed by key. The national JSON goes no further.
+    /// The stale entry of `key` while it is within `max_stale`, else the failure.
+    fn stale_or(
+        &self,
+        stale: &HashMap<String, Arc<CacheEntry>>,
+        key: &str,
+        (asked, max_stale): (FieldMask, Duration),
+        err: ConnectorError,
+    ) -> Lookup {
+        match stale.get(key) {
+            Some(entry) if entry.fetched_at.elapsed() < max_stale => {
+                lock(&self.stats).stale_served += 1;
+                tracing::warn!(connector = %self.id, code = err.kind.code(), "Serving stale data: the host-state system failed");
+                serve(entry, asked, FreshnessState::Stale)
+            }
+            _ => Lookup::Failed(err),
+        }
+    }
+
+    /// One protected upstream call for a chunk (the stack of the module documentation),
+    /// with its outcome in the health figures. A record of the wrong shape is recorded as the
+    /// last error without counting as a failed call.
     async fn fetch_mapped(
         &self,
         keys: &[String],
         fields: FieldMask,
-    ) -> Result<HashMap<String, Arc<Proceedings>>, ConnectorError> {
-        let fetched = self.call(keys, fields).await?;
-        let mut by_key = HashMap::new();
-        for record in &fetched.records {
-            let (proceedings, _) = self.mapping.apply(record).map_err(|e| {
-                self.fail_after_call(ConnectorError::bad_response(format!(
-                    "connector {}: {e}",
-                    self.id
-                )))
-            })?;
-            let mut proceedings = self.sealing.apply(proceedings);
-            proceedings.retain_fields(fields);
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                by_key.entry(proceedings.key.clone())
-            {
-                slot.insert(Arc::new(proceedings));
-            }
-        }
-        Ok(by_key)
-    }
-
-    fn fail_after_call(&self, err: ConnectorError) -> ConnectorError {
-        self.record_failure(&err);
-        err
-    }
-
-    /// Calls the connector through the breaker, the concurrency limit, the timeout and the
-    /// retry policy.
-    pub(crate) async fn call(
-        &self,
-        keys: &[String],
-        fields: FieldMask,
-    ) -> Result<super::Fetched, ConnectorError> {
-        if !self.breaker_allows() {
-            let err = ConnectorError::new(
-                ConnectorErrorKind::CircuitOpen,
-                format!(
-                    "connector {}: circuit open after repeated failures; not called",
-                    self.id
-                ),
-            );
-            return Err(err);
-        }
-        let timeout = Duration::from_millis(self.config.timeout_ms);
-        let mut attempt = 0u32;
-        loop {
-            let started = Instant::now();
-            let result = match tokio::time::timeout(timeout, self.semaphore.acquire()).await {
-                Err(_) | Ok(Err(_)) => Err(ConnectorError::unavailable(format!(
-                    "connector {}: all {} connections busy for {} ms",
-                    self.id, self.config.max_concurrency, self.config.timeout_ms
-                ))),
-                Ok(Ok(_permit)) => {
-                    match tokio::time::timeout(timeout, self.inner.fetch_fields(keys, fields)).await
-                    {
-                        Ok(r) => r,
-                        Err(_) => Err(ConnectorError::timeout(format!(
-                            "connector {}: no answer within {} ms",
-                            self.id, self.config.timeout_ms
-                        ))),
-                    }
-                }
-            };
-            {
-                let mut stats = lock(&self.stats);
-                stats.calls += 1;
-                stats
-                    .latencies_us
-                    .push_back(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
-                if stats.latencies_us.len() > LATENCY_WINDOW {
-                    stats.latencies_us.pop_front();
+    ) -> Result<MappedRecords, ConnectorError> {
+        let attempt = Attempt {
+            keys: keys.into(),
+            fields,
+        };
+        let result = self.stack.clone().oneshot(attempt).await;
+        match &result {
+            Ok(records) => {
+                self.record_success();
+                if let Some(Err(bad)) = records.values().find(|r| r.is_err()) {
+                    self.note_error(bad);
                 }
             }
-            match result {
-                Ok(fetched) => {
-                    self.record_success();
-                    return Ok(fetched);
-                }
-                Err(err)
-                    if err.kind.retryable()
-                        && self.inner.idempotent()
-                        && attempt < self.config.retries
-                        && self.take_retry_token() =>
-                {
-                    attempt += 1;
-                    let backoff = self
-                        .config
-                        .retry_backoff_ms
-                        .saturating_mul(1 << (attempt - 1).min(10));
-                    tracing::debug!(connector = %self.id, attempt, code = err.kind.code(), "Retrying a failed call");
-                    tokio::time::sleep(Duration::from_millis(backoff)).await;
-                }
-                Err(err) => {
-                    self.record_failure(&err);
-                    return Err(err);
-                }
-            }
+            // Refused by the open circuit: no call was made, nothing failed anew.
+            Err(err) if err.kind == super::ConnectorErrorKind::CircuitOpen => {}
+            Err(err) => self.record_failure(err),
         }
-    }
-
-    fn take_retry_token(&self) -> bool {
-        let mut tokens = lock(&self.budget);
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn breaker_allows(&self) -> bool {
-        let mut b = lock(&self.breaker);
-        match *b {
-            Breaker::Closed { .. } => true,
-            Breaker::Open { until } if Instant::now() >= until => {
-                *b = Breaker::HalfOpen { probing: true };
-                tracing::info!(connector = %self.id, "Circuit half-open: sending one probe call");
-                true
-            }
-            Breaker::Open { .. } => false,
-            Breaker::HalfOpen { probing } => {
-                if probing {
-                    false
-                } else {
-                    *b = Breaker::HalfOpen { probing: true };
-                    true
-                }
-            }
-        }
+        result
     }
 
     fn record_success(&self) {
-        {
-            let mut b = lock(&self.breaker);
-            if !matches!(*b, Breaker::Closed { failures: 0 }) {
-                if matches!(*b, Breaker::HalfOpen { .. }) {
-                    tracing::info!(connector = %self.id, "Circuit closed: the probe call succeeded");
-                }
-                *b = Breaker::Closed { failures: 0 };
-            }
-        }
-        {
-            let mut tokens = lock(&self.budget);
-            *tokens = (*tokens + self.config.retry_budget_ratio)
-                .min(f64::from(self.config.retries.max(1)) * 10.0);
-        }
         let mut stats = lock(&self.stats);
         stats.consecutive_failures = 0;
         stats.last_success = Some(SystemTime::now());
     }
 
-    fn record_failure(&self, err: &ConnectorError) {
-        {
-            let mut b = lock(&self.breaker);
-            let open = Breaker::Open {
-                until: Instant::now() + Duration::from_secs(self.config.circuit_open_secs),
-            };
-            *b = match *b {
-                Breaker::Closed { failures }
-                    if failures + 1 >= self.config.circuit_failure_threshold =>
-                {
-                    tracing::warn!(connector = %self.id, failures = failures + 1, "Circuit opened after repeated failures");
-                    open
-                }
-                Breaker::Closed { failures } => Breaker::Closed {
-                    failures: failures + 1,
-                },
-                Breaker::HalfOpen { .. } => {
-                    tracing::warn!(connector = %self.id, "Circuit re-opened: the probe call failed");
-                    open
-                }
-                Breaker::Open { until } => Breaker::Open { until },
-            };
-        }
-        {
-            let mut tokens = lock(&self.budget);
-            *tokens = (*tokens + self.config.retry_budget_ratio)
-                .min(f64::from(self.config.retries.max(1)) * 10.0);
-        }
-        let mut stats = lock(&self.stats);
-        stats.failures += 1;
-        stats.consecutive_failures += 1;
-        stats.last_error = Some(LastError {
+    fn note_error(&self, err: &ConnectorError) {
+        lock(&self.stats).last_error = Some(LastError {
             code: err.kind.code(),
             message: err.message.clone(),
             at: SystemTime::now(),
         });
+        tracing::warn!(connector = %self.id, code = err.kind.code(), error = %err.message, "A host-state record was refused");
+    }
+
+    fn record_failure(&self, err: &ConnectorError) {
+        {
+            let mut stats = lock(&self.stats);
+            stats.failures += 1;
+            stats.consecutive_failures += 1;
+            stats.last_error = Some(LastError {
+                code: err.kind.code(),
+                message: err.message.clone(),
+                at: SystemTime::now(),
+            });
+        }
         tracing::warn!(connector = %self.id, code = err.kind.code(), error = %err.message, "Host-state system call failed");
     }
 
     /// Health figures.
     pub fn health(&self) -> HealthSnapshot {
-        let open = matches!(*lock(&self.breaker), Breaker::Open { .. });
+        let open = self.breaker.is_open();
         let stats = lock(&self.stats);
         let latency_ms = (!stats.latencies_us.is_empty()).then(|| {
             let mut v: Vec<u64> = stats.latencies_us.iter().copied().collect();

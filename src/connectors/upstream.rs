@@ -1143,14 +1143,21 @@ impl OAuth2Source {
             request = request.add_extra_param(*name, value.as_str());
         }
         let started = Instant::now();
-        let response = request.request_async(http).await.map_err(|err| match err {
+        // A token endpoint that fails (5xx) is unavailable, like any failing system: its body,
+        // whatever it says, is not a refusal of CaseGraph's credentials.
+        let response = request.request_async(&StatusChecked(http)).await.map_err(|err| match err {
             RequestTokenError::ServerResponse(response) => ConnectorError::auth_failed(format!(
                 "connector `{connector}`: the token endpoint {host} refused to issue an access token: {}",
                 oauth2_error_code(response.error())
             )),
-            RequestTokenError::Request(HttpClientError::Reqwest(err)) => {
+            RequestTokenError::Request(TokenCallError::Transport(HttpClientError::Reqwest(err))) => {
                 let err = transport_error(connector, host, timeout, *err);
                 ConnectorError::new(err.kind, format!("{} (token endpoint)", err.message))
+            }
+            RequestTokenError::Request(TokenCallError::Status(status)) => {
+                ConnectorError::unavailable(format!(
+                    "connector `{connector}`: the token endpoint {host} answered HTTP {status}"
+                ))
             }
             RequestTokenError::Request(other) => ConnectorError::unavailable(format!(
                 "connector `{connector}`: the request to the token endpoint {host} failed: {other}"
@@ -1183,6 +1190,44 @@ impl OAuth2Source {
         );
         Ok((header, lifetime))
     }
+}
+
+/// The HTTP client of token requests: a 5xx answer is an error of the call, not a body for
+/// the OAuth2 client to read as a refusal.
+struct StatusChecked<'a>(&'a Client);
+
+impl<'c> oauth2::AsyncHttpClient<'c> for StatusChecked<'_> {
+    type Error = TokenCallError;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<oauth2::HttpResponse, TokenCallError>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = oauth2::AsyncHttpClient::call(self.0, request)
+                .await
+                .map_err(TokenCallError::Transport)?;
+            if response.status().is_server_error() {
+                return Err(TokenCallError::Status(response.status()));
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Why a call to a token endpoint gave no usable HTTP answer.
+#[derive(Debug, thiserror::Error)]
+enum TokenCallError {
+    /// The request could not be sent or its answer read.
+    #[error("{0}")]
+    Transport(HttpClientError<reqwest::Error>),
+    /// The endpoint failed (5xx).
+    #[error("HTTP {0}")]
+    Status(StatusCode),
 }
 
 /// The OAuth2 `error` code, shown only if it looks like one (RFC 6749 §5.2 codes are short
@@ -2088,6 +2133,28 @@ mod tests {
             0,
             "no call without a token"
         );
+    }
+
+    #[tokio::test]
+    async fn a_failing_token_endpoint_is_unavailable_not_auth_failed() {
+        for body in [
+            ResponseTemplate::new(500).set_body_string("Internal Server Error"),
+            ResponseTemplate::new(503).set_body_json(json!({ "error": "temporarily_unavailable" })),
+        ] {
+            let idp = MockServer::start().await;
+            Mock::given(method("POST"))
+                .and(path("/token"))
+                .respond_with(body)
+                .mount(&idp)
+                .await;
+            let up = upstream(&oauth2(&format!("{}/token", idp.uri()), CLIENT_SECRET)).await;
+            let err = up
+                .send_json(&get("http://127.0.0.1:9/never".to_owned()))
+                .await
+                .expect_err("no token");
+            assert_eq!(err.kind, ConnectorErrorKind::Unavailable, "{err}");
+            assert!(err.message.contains("token endpoint"), "{err}");
+        }
     }
 
     #[tokio::test]

@@ -7,16 +7,110 @@ use std::time::Duration;
 /// Upper bounds (seconds) of the request latency histogram.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
-/// Counters of GraphQL requests.
+/// Counters of GraphQL requests and of the protections against overload.
 #[derive(Default)]
 pub struct Metrics {
     by_class: [AtomicU64; 5],
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
+    shed: AtomicU64,
+    rate_limited: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// An open connection, counted until dropped.
+pub struct OpenConnection<'a>(&'a AtomicU64);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
+    /// A connection was closed at once: `server.max_connections` were open.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection is open until the returned guard is dropped.
+    pub fn connection_opened(&self) -> OpenConnection<'_> {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(&self.connections_open)
+    }
+
+    /// A GraphQL request was shed (503 OVERLOADED).
+    pub fn shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A GraphQL request was over its principal's rate (429 RATE_LIMITED).
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A GraphQL operation was cancelled at its wall-clock limit (504 OPERATION_TIMEOUT).
+    pub fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The load figures: connections, requests running and queued, refusals.
+    pub fn render_load(&self, in_flight: usize, queued: usize) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "casegraph_connections_open",
+            "gauge",
+            "Open client connections.",
+            self.connections_open.load(Ordering::Relaxed),
+        );
+        metric(
+            "casegraph_connections_refused_total",
+            "counter",
+            "Connections closed at once because server.max_connections were open.",
+            self.connections_refused.load(Ordering::Relaxed),
+        );
+        metric(
+            "casegraph_graphql_in_flight",
+            "gauge",
+            "GraphQL requests running.",
+            in_flight as u64,
+        );
+        metric(
+            "casegraph_graphql_queued",
+            "gauge",
+            "GraphQL requests waiting for a slot.",
+            queued as u64,
+        );
+        metric(
+            "casegraph_graphql_shed_total",
+            "counter",
+            "GraphQL requests shed with 503 OVERLOADED.",
+            self.shed.load(Ordering::Relaxed),
+        );
+        metric(
+            "casegraph_graphql_rate_limited_total",
+            "counter",
+            "GraphQL requests refused with 429 RATE_LIMITED.",
+            self.rate_limited.load(Ordering::Relaxed),
+        );
+        metric(
+            "casegraph_graphql_timed_out_total",
+            "counter",
+            "GraphQL operations cancelled with 504 OPERATION_TIMEOUT.",
+            self.timed_out.load(Ordering::Relaxed),
+        );
+        out
+    }
+
     /// Records one GraphQL request.
     pub fn record(&self, status: u16, latency: Duration) {
         let class = usize::from((status / 100).clamp(1, 5)) - 1;

@@ -1,8 +1,19 @@
 //! The HTTP transport: routes, authentication of the bearer token, GraphQL-over-HTTP content
 //! negotiation, health and metrics. It never knows a GraphQL type: it hands a verified
 //! [`Principal`] and the request to [`crate::schema::execute`].
+//!
+//! A GraphQL request goes: body read (bounded in size and time) → authentication → the
+//! principal's own limits ([`rate`]: its token bucket and its requests running, else 429
+//! RATE_LIMITED) → a slot of the gateway's concurrency limit ([`admission`], else 503
+//! OVERLOADED) → execution under a wall-clock limit (else 504 OPERATION_TIMEOUT, its work
+//! cancelled). Health probes and metrics take none of these
+//! paths, so they stay fast while the GraphQL endpoint sheds load. Under the router,
+//! [`server`] bounds connections and the time to send headers.
 
+pub mod admission;
 mod metrics;
+pub mod rate;
+pub mod server;
 
 pub use metrics::Metrics;
 
@@ -11,15 +22,15 @@ use crate::auth::{AuthError, Authenticator};
 use crate::error::ErrorCode;
 use crate::schema::CaseGraphSchema;
 use crate::store::Store;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -39,10 +50,28 @@ pub struct AppState {
     pub(crate) plans: Arc<crate::access::PlanStats>,
     pub(crate) graphiql: bool,
     pub(crate) connectors: crate::connectors::Connectors,
+    pub(crate) admission: Arc<admission::Admission>,
+    pub(crate) rate: Arc<rate::RateLimiter>,
+    pub(crate) limits: RequestLimits,
+}
+
+/// The per-request limits of the GraphQL endpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Largest accepted body, in bytes (`server.body_limit_bytes`).
+    pub body_limit: usize,
+    /// Time to send the body once the headers arrived (`server.body_read_timeout_ms`).
+    pub body_read_timeout: Duration,
+    /// Wall-clock limit of one operation (`limits.operation_timeout_ms`).
+    pub operation_timeout: Duration,
+    /// `Retry-After` of a shed request (`server.retry_after_secs`).
+    pub retry_after: Duration,
+    /// Slots of the concurrency limit (`server.max_in_flight`), for `/metrics`.
+    pub max_in_flight: usize,
 }
 
 /// Builds the router.
-pub fn router(state: AppState, body_limit: usize) -> Router {
+pub fn router(state: AppState) -> Router {
     let x_request_id = header::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/", get(index))
@@ -51,9 +80,6 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .with_state(state)
-        // Enforced by the body extractor (not tower-http's layer, which answers a too-large
-        // Content-Length itself in plain text), so `graphql` answers 413 PAYLOAD_TOO_LARGE.
-        .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
@@ -101,7 +127,18 @@ async fn live() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the store answers and, with an identity provider, its signing keys are held:
+/// without them every authenticated request would fail. The store's own acquire timeout
+/// bounds the wait.
 async fn ready(State(state): State<AppState>) -> Response {
+    if !state.auth.ready() {
+        tracing::warn!("Readiness check failed: no usable signing keys of the identity provider");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "identity provider keys unavailable\n",
+        )
+            .into_response();
+    }
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => {
@@ -113,6 +150,10 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let mut body = state.metrics.render(state.store.query_count());
+    body.push_str(&state.metrics.render_load(
+        state.admission.in_flight(state.limits.max_in_flight),
+        state.admission.queued(),
+    ));
     body.push_str(&metrics::render_connectors(&state.connectors));
     body.push_str(&metrics::render_plans(&state.plans));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
@@ -245,14 +286,8 @@ fn auth_reason(e: &AuthError) -> &'static str {
     e.code()
 }
 
-async fn graphql(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+async fn graphql(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let _ = method;
     let Some(media) = negotiate(&headers) else {
         state.metrics.record(406, started.elapsed());
         return error_response(
@@ -270,12 +305,72 @@ async fn graphql(
     res
 }
 
+/// A refusal of the whole request: status, code, message.
+type Refusal = (StatusCode, ErrorCode, &'static str);
+
+/// Reads the body, at most `limit` bytes within `timeout` (a client that trickles its body
+/// holds its connection, never a slot of the concurrency limit).
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Refusal> {
+    const TOO_LARGE: Refusal = (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        "the request body is larger than the configured limit",
+    );
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(TOO_LARGE);
+    }
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                TOO_LARGE
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    "the request body could not be read",
+                )
+            })
+        }
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )),
+    }
+}
+
+fn with_retry_after(mut res: Response, after: Duration) -> Response {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&secs.max(1).to_string()).expect("digits are a valid header"),
+    );
+    res
+}
+
 async fn handle_graphql(
     state: &AppState,
     headers: &HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
     media: &'static str,
 ) -> Response {
+    let limits = state.limits;
+    let body = match read_body(headers, body, limits.body_limit, limits.body_read_timeout).await {
+        Ok(b) => b,
+        Err((status, code, msg)) => return error_response(status, code, msg, media, None),
+    };
     let principal = match authenticate(state, headers).await {
         Ok(p) => p,
         Err((status, code, message, reason)) => {
@@ -287,20 +382,44 @@ async fn handle_graphql(
             return res;
         }
     };
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
-            let (code, msg) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                (
-                    ErrorCode::PayloadTooLarge,
-                    "the request body is larger than the configured limit",
-                )
-            } else {
-                (ErrorCode::BadRequest, "the request body could not be read")
+    let _principal_slot = match state.rate.admit(&principal) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            state.metrics.rate_limited();
+            let (message, wait) = match refused {
+                rate::Refused::Rate(wait) => (
+                    "this principal sent more requests than its rate limit allows; retry later",
+                    wait,
+                ),
+                rate::Refused::InFlight(_) => (
+                    "this principal already has as many requests running as it may; retry when one has finished",
+                    Duration::from_secs(1),
+                ),
             };
-            return error_response(status, code, msg, media, None);
+            return with_retry_after(
+                error_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::RateLimited,
+                    message,
+                    media,
+                    None,
+                ),
+                wait,
+            );
         }
+    };
+    let Some(_slot) = state.admission.admit().await else {
+        state.metrics.shed();
+        return with_retry_after(
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Overloaded,
+                "the gateway is at its concurrency limit; retry later",
+                media,
+                None,
+            ),
+            limits.retry_after,
+        );
     };
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -328,7 +447,24 @@ async fn handle_graphql(
         }
     };
     let operation = request.operation_name.clone().unwrap_or_default();
-    let response = crate::schema::execute(&state.schema, request, principal).await;
+    // Dropping the execution on timeout cancels its work (see `schema::execute`); a client
+    // that goes away drops this whole future the same way.
+    let executed = tokio::time::timeout(
+        limits.operation_timeout,
+        crate::schema::execute(&state.schema, request, principal),
+    )
+    .await;
+    let Ok(response) = executed else {
+        state.metrics.timed_out();
+        tracing::warn!(operation = %operation, timeout_ms = limits.operation_timeout.as_millis() as u64, "Operation cancelled at its wall-clock limit");
+        return error_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::OperationTimeout,
+            "the operation did not complete within the configured time limit and was cancelled",
+            media,
+            None,
+        );
+    };
     // A request error (unparsable, invalid, refused before execution) has no `data`.
     let request_error = response.data == async_graphql::Value::Null
         && response.errors.iter().all(|e| e.path.is_empty());

@@ -409,21 +409,18 @@ impl WithPos for ServerError {
 /// The document-level half of enforcement (see the module documentation).
 pub(crate) struct Enforce {
     pub(crate) introspection: bool,
-    pub(crate) max_aliases: usize,
 }
 
 impl ExtensionFactory for Enforce {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(EnforceExtension {
             introspection: self.introspection,
-            max_aliases: self.max_aliases,
         })
     }
 }
 
 struct EnforceExtension {
     introspection: bool,
-    max_aliases: usize,
 }
 
 fn refusal(code: ErrorCode, message: String) -> ServerError {
@@ -466,17 +463,9 @@ impl Extension for EnforceExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        // Aliases, like every other figure of the document, are counted over the expanded
+        // document by `schema::cost`, before this runs.
         let doc = next.run(ctx, query, variables).await?;
-        let count = count_aliases(&doc);
-        if count > self.max_aliases {
-            return Err(refusal(
-                ErrorCode::OperationTooComplex,
-                format!(
-                    "the operation has {count} aliases; at most {} are allowed",
-                    self.max_aliases
-                ),
-            ));
-        }
         let Some(ra) = ctx.data_opt::<Arc<RequestAccess>>() else {
             return Ok(doc);
         };
@@ -585,31 +574,4 @@ impl Extension for EnforceExtension {
         }
         result
     }
-}
-
-fn count_aliases(doc: &ExecutableDocument) -> usize {
-    use async_graphql::parser::types::{Selection, SelectionSet};
-    fn walk(set: &SelectionSet) -> usize {
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(f) => {
-                    usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node)
-                }
-                Selection::InlineFragment(f) => walk(&f.node.selection_set.node),
-                Selection::FragmentSpread(_) => 0,
-            })
-            .sum()
-    }
-    let ops: usize = doc
-        .operations
-        .iter()
-        .map(|(_, op)| walk(&op.node.selection_set.node))
-        .sum();
-    let frags: usize = doc
-        .fragments
-        .values()
-        .map(|f| walk(&f.node.selection_set.node))
-        .sum();
-    ops + frags
 }

@@ -22,6 +22,30 @@ pub(crate) fn countries(arg: &str, raw: &[String]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// A list argument bounded and deduplicated: more than `max` items is refused with
+/// INPUT_TOO_LARGE (whatever their values), then repeated values are dropped, first kept. The
+/// store's SQL binds one parameter per item, and SQLite resolves each parameter's name in a
+/// list as long as the statement's: 30,000 copies of one country cost seconds of CPU, one
+/// costs nothing.
+pub(crate) fn bounded<T: Eq + std::hash::Hash + Clone>(
+    arg: &str,
+    raw: Option<Vec<T>>,
+    max: usize,
+) -> Result<Vec<T>> {
+    let raw = raw.unwrap_or_default();
+    if raw.len() > max {
+        return Err(gql_error(
+            ErrorCode::InputTooLarge,
+            format!(
+                "{arg} lists {} values; at most {max} are accepted",
+                raw.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(raw.len());
+    Ok(raw.into_iter().filter(|v| seen.insert(v.clone())).collect())
+}
+
 pub(crate) fn text(arg: &'static str, raw: &str, max: usize) -> Result<String> {
     parse_text(arg, raw, max).map_err(|e| match e {
         crate::domain::ParseError::Empty(_) => gql_error(ErrorCode::EmptyValue, e.to_string()),
@@ -71,8 +95,10 @@ pub struct CaseFilterInput {
 }
 
 impl CaseFilterInput {
-    /// Validates and converts; unknown missions are checked by the caller against the store.
-    pub(crate) fn parse(self) -> Result<CaseFilter> {
+    /// Validates and converts: every list bounded by `max_items` and deduplicated (country
+    /// codes after normalisation); unknown missions are checked by the caller against the
+    /// store.
+    pub(crate) fn parse(self, max_items: usize) -> Result<CaseFilter> {
         let from = self.from.map(|d| d.0);
         let to = self.to.map(|d| d.0);
         if let (Some(f), Some(t)) = (from, to) {
@@ -83,24 +109,30 @@ impl CaseFilterInput {
                 ));
             }
         }
-        let missions = self.missions.unwrap_or_default();
+        let missions = bounded("filter.missions", self.missions, max_items)?;
         for m in &missions {
             crate::domain::MissionCode::parse(m).map_err(|e| {
                 gql_error(ErrorCode::UnknownMission, format!("filter.missions: {e}"))
             })?;
         }
+        let codes = |arg: &str, raw: Option<Vec<String>>| -> Result<Vec<String>> {
+            let parsed = countries(arg, &bounded(arg, raw, max_items)?)?;
+            // `mli` and `MLI` are one country: deduplicated again once normalised.
+            bounded(arg, Some(parsed), max_items)
+        };
         Ok(CaseFilter {
             missions,
-            host_states: countries("filter.hostStates", &self.host_states.unwrap_or_default())?,
-            acts: self.acts.unwrap_or_default(),
-            victim_categories: self.victim_categories.unwrap_or_default(),
-            victim_nationalities: countries(
-                "filter.victimNationalities",
-                &self.victim_nationalities.unwrap_or_default(),
+            host_states: codes("filter.hostStates", self.host_states)?,
+            acts: bounded("filter.acts", self.acts, max_items)?,
+            victim_categories: bounded(
+                "filter.victimCategories",
+                self.victim_categories,
+                max_items,
             )?,
-            contributing_countries: countries(
+            victim_nationalities: codes("filter.victimNationalities", self.victim_nationalities)?,
+            contributing_countries: codes(
                 "filter.contributingCountries",
-                &self.contributing_countries.unwrap_or_default(),
+                self.contributing_countries,
             )?,
             from,
             to,

@@ -4,6 +4,7 @@
 //! request, and gets a response back.
 
 mod audit;
+mod cost;
 mod guard;
 mod inputs;
 mod loaders;
@@ -82,12 +83,14 @@ pub fn build(
             audit: options.audit.clone(),
             cursor_key: options.cursor_key,
         })
-        .limit_depth(options.limits.max_depth)
-        .limit_complexity(options.limits.max_complexity)
         .limit_recursive_depth(64)
+        // Depth, fields, aliases, root fields and cost are measured by `cost` over the expanded
+        // document in `prepare_request`, before async-graphql parses, checks recursion and
+        // validates (each of which expands fragments); so `limit_depth`/`limit_complexity`,
+        // which count during validation, are not used.
+        .extension(cost::OperationLimits::new(&options.limits))
         .extension(guard::Enforce {
             introspection: options.introspection,
-            max_aliases: options.limits.max_aliases,
         })
         .extension(audit::OperationName);
     if !options.introspection {
@@ -181,6 +184,11 @@ pub fn sdl() -> String {
 }
 
 /// Runs one request for a principal. Every error in the response carries `extensions.code`.
+///
+/// Dropping the returned future (the transport's wall-clock limit, or a client that went away)
+/// cancels the request's work: the data loaders' batches, which run as tasks of their own,
+/// are aborted with it, and what the request did until then (writes included) still reaches
+/// the audit log.
 pub async fn execute(
     schema: &CaseGraphSchema,
     request: async_graphql::Request,
@@ -193,11 +201,17 @@ pub async fn execute(
         .operation_name
         .clone()
         .unwrap_or_else(|| "anonymous".into());
-    let (subject, organisation) = (
-        principal.subject.clone(),
-        principal.organisation.to_string(),
-    );
     let audit = Arc::new(RequestAudit::default());
+    let mut audit_guard = AuditOnDrop {
+        audit: Arc::clone(&audit),
+        sink: services.audit.clone(),
+        subject: principal.subject.clone(),
+        organisation: principal.organisation.to_string(),
+        operation,
+        armed: true,
+    };
+    let tasks = RequestTasks::default();
+    let _abort_tasks = AbortOnDrop(tasks.clone());
     let enforcement = Arc::new(RequestAccess::new(
         services.access.clone(),
         services.access.viewpoint(principal.clone()),
@@ -207,11 +221,11 @@ pub async fn execute(
         .data(principal)
         .data(Arc::clone(&audit))
         .data(Arc::clone(&enforcement))
-        .data(DataLoader::new(StoreLoader { store }, tokio::spawn))
+        .data(DataLoader::new(StoreLoader { store }, tasks.spawner()))
         .data(loaders::Prefetched::default())
         .data(DataLoader::new(
             proceedings::ConnectorLoader { connectors },
-            tokio::spawn,
+            tasks.spawner(),
         ));
     let mut response = schema.execute(request).await;
     response.errors.extend(enforcement.take_errors());
@@ -253,6 +267,13 @@ pub async fn execute(
         err.extensions = Some(ext);
         response = async_graphql::Response::from_errors(vec![err]);
     }
+    // Completed: the guard gives its share of the collector back, and the events go the
+    // usual way (every other holder must be gone by now).
+    audit_guard.armed = false;
+    let subject = std::mem::take(&mut audit_guard.subject);
+    let organisation = std::mem::take(&mut audit_guard.organisation);
+    let operation = std::mem::take(&mut audit_guard.operation);
+    drop(audit_guard);
     match Arc::try_unwrap(audit) {
         Ok(audit) => services
             .audit
@@ -283,6 +304,70 @@ pub async fn execute(
             .set("code", code.as_str());
     }
     response
+}
+
+/// The tasks a request's data loaders spawn, so that they end with the request.
+#[derive(Clone, Default)]
+struct RequestTasks(Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>);
+
+impl RequestTasks {
+    /// A data loader spawner that registers each task.
+    fn spawner(&self) -> impl Fn(futures::future::BoxFuture<'static, ()>) + Send + Sync + 'static {
+        let tasks = self.clone();
+        move |work| {
+            let handle = tokio::spawn(work).abort_handle();
+            let mut tasks = tasks
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(handle);
+        }
+    }
+}
+
+/// Aborts a request's remaining loader tasks when its execution ends or is dropped.
+struct AbortOnDrop(RequestTasks);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        let mut tasks = self
+            .0
+             .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for task in tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// Hands what a cancelled request did to the audit log: a write that committed before the
+/// request was dropped is audited like any other.
+struct AuditOnDrop {
+    audit: Arc<RequestAudit>,
+    sink: AuditSink,
+    subject: String,
+    organisation: String,
+    operation: String,
+    armed: bool,
+}
+
+impl Drop for AuditOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let events = self
+                .audit
+                .take_events(&self.subject, &self.organisation, &self.operation);
+            if !events.is_empty() {
+                tracing::warn!(
+                    events = events.len(),
+                    "A request was cancelled: auditing what it did until then"
+                );
+            }
+            self.sink.record(events);
+        }
+    }
 }
 
 fn schema_services(schema: &CaseGraphSchema) -> &Services {
@@ -330,6 +415,13 @@ pub(crate) fn audit_write(ctx: &Context<'_>, op: WriteOperation, case: Option<&s
 /// Maps a store failure to a client error; internal details go to the log, not the client.
 pub(crate) fn store_err(e: StoreError) -> async_graphql::Error {
     let code = e.code();
+    if let (ErrorCode::Duplicate, StoreError::Database(_)) = (code, &e) {
+        tracing::info!(error = %e, "A concurrent write took the same unique value");
+        return gql_error(
+            code,
+            "the record already exists: a concurrent write took the same unique value; re-read and retry",
+        );
+    }
     match code {
         ErrorCode::Internal | ErrorCode::StoreUnavailable => {
             tracing::error!(error = %e, "Store operation failed");

@@ -1,7 +1,7 @@
 //! Queries.
 
 use super::guard::Guarded;
-use super::inputs::{countries, CaseFilterInput, CaseOrderInput};
+use super::inputs::{bounded, countries, CaseFilterInput, CaseOrderInput};
 use super::types::{
     decode_cursor, encode_cursor, CapacityBuildingAssistance, Case, CaseConnection, CaseEdge,
     Mission, PageInfo, Statistics, Viewer,
@@ -67,11 +67,8 @@ pub(crate) async fn check_missions(ctx: &Context<'_>, filter: &CaseFilter) -> Re
         .missions_by_codes(&filter.missions)
         .await
         .map_err(store_err)?;
-    if let Some(missing) = filter
-        .missions
-        .iter()
-        .find(|m| !found.iter().any(|f| f.code.as_str() == m.as_str()))
-    {
+    let found: std::collections::HashSet<&str> = found.iter().map(|f| f.code.as_str()).collect();
+    if let Some(missing) = filter.missions.iter().find(|m| !found.contains(m.as_str())) {
         return Err(gql_error(
             ErrorCode::UnknownMission,
             format!("filter.missions: no mission `{missing}`"),
@@ -209,7 +206,7 @@ impl QueryRoot {
             ));
         }
         let input = filter.unwrap_or_default();
-        let mut filter = input.parse()?;
+        let mut filter = input.parse(svc.limits.max_list_items)?;
         check_missions(ctx, &filter).await?;
         filter.visibility = viewpoint(ctx).visibility.clone();
         let order: CaseOrder = order_by.map(Into::into).unwrap_or_default();
@@ -307,9 +304,11 @@ impl QueryRoot {
         kinds: Option<Vec<AssistanceKind>>,
         status: Option<AssistanceStatus>,
     ) -> Result<Vec<Guarded<CapacityBuildingAssistance>>> {
+        let max = services(ctx).limits.max_list_items;
+        let host_states = countries("hostStates", &bounded("hostStates", host_states, max)?)?;
         let filter = AssistanceFilter {
-            host_states: countries("hostStates", &host_states.unwrap_or_default())?,
-            kinds: kinds.unwrap_or_default(),
+            host_states: bounded("hostStates", Some(host_states), max)?,
+            kinds: bounded("kinds", kinds, max)?,
             status,
         };
         let rows = services(ctx)
@@ -366,7 +365,7 @@ impl QueryRoot {
         filter: Option<CaseFilterInput>,
     ) -> Result<Option<Guarded<Statistics>>> {
         let input = filter.unwrap_or_default();
-        let mut filter = input.parse()?;
+        let mut filter = input.parse(services(ctx).limits.max_list_items)?;
         check_missions(ctx, &filter).await?;
         // Aggregates count every case; what a principal not concerned with every case may
         // see of them is decided by suppression, not by scoping.

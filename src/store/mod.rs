@@ -51,6 +51,9 @@ pub enum StoreError {
     /// The URL names no supported backend.
     #[error("unsupported store URL scheme (expected sqlite: or postgres://)")]
     UnsupportedUrl,
+    /// No connection to the store could be opened in time (an unreachable or silent host).
+    #[error("no connection to the store within {0} ms")]
+    ConnectTimeout(u64),
     /// A stored value could not be read back (corrupt row, bad migration).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
@@ -71,7 +74,10 @@ impl StoreError {
             Self::VersionConflict { .. } => ErrorCode::VersionConflict,
             Self::Duplicate(_) => ErrorCode::Duplicate,
             Self::UnknownMission(_) => ErrorCode::UnknownMission,
-            Self::Database(
+            // Two writers raced for one unique value: the loser's write is a duplicate.
+            Self::Database(e) if sql::is_unique_violation(e) => ErrorCode::Duplicate,
+            Self::ConnectTimeout(_)
+            | Self::Database(
                 sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
             ) => ErrorCode::StoreUnavailable,
             _ => ErrorCode::Internal,
@@ -248,7 +254,45 @@ pub trait Store: Send + Sync + 'static {
     async fn case_cross_counts(&self, filter: &CaseFilter) -> StoreResult<Vec<CrossCount>>;
 }
 
-/// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations.
+/// How the store's connections are opened and shared.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectOptions {
+    /// Largest number of pooled connections.
+    pub max_connections: u32,
+    /// Time allowed to open one connection.
+    pub connect_timeout: std::time::Duration,
+    /// Time a caller waits for a pooled connection (opening one included) before the call
+    /// fails with STORE_UNAVAILABLE.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl ConnectOptions {
+    /// The `[store]` settings.
+    pub fn of(config: &crate::config::StoreConfig) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            connect_timeout: std::time::Duration::from_millis(config.connect_timeout_ms),
+            acquire_timeout: std::time::Duration::from_millis(config.acquire_timeout_ms),
+        }
+    }
+}
+
+/// Opens the store named by `url` (`sqlite:…` or `postgres://…`) and runs its migrations, with
+/// the default timeouts of `[store]`.
 pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
-    Ok(Arc::new(SqlStore::connect(url, max_connections).await?))
+    let defaults = crate::config::StoreConfig::default();
+    connect_with(
+        url,
+        ConnectOptions {
+            max_connections,
+            ..ConnectOptions::of(&defaults)
+        },
+    )
+    .await
+}
+
+/// Opens the store named by `url` with `options` and runs its migrations. A store that cannot
+/// be opened says why (refused, unknown host, not a database file…), not that a pool timed out.
+pub async fn connect_with(url: &str, options: ConnectOptions) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(SqlStore::connect_with(url, options).await?))
 }

@@ -203,7 +203,7 @@ fn get_opt_enum<T>(
         .transpose()
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
+pub(super) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
 }
 
@@ -419,6 +419,19 @@ pub(crate) fn base_reference(mission: &str, date: NaiveDate) -> String {
 impl SqlStore {
     /// Connects to `url`, sets the connection up for its backend and runs the migrations.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let defaults = crate::config::StoreConfig::default();
+        Self::connect_with(
+            url,
+            super::ConnectOptions {
+                max_connections,
+                ..super::ConnectOptions::of(&defaults)
+            },
+        )
+        .await
+    }
+
+    /// [`SqlStore::connect`] with explicit pool size and timeouts.
+    pub async fn connect_with(url: &str, connect: super::ConnectOptions) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -433,9 +446,12 @@ impl SqlStore {
             }
             Dialect::Postgres => url.to_string(),
         };
+        // One connection first, by hand: a pool retries a failing connection until its acquire
+        // timeout and then reports only that it timed out, hiding the cause.
+        probe(&url, dialect, connect.connect_timeout).await?;
         let mut options = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(std::time::Duration::from_secs(10));
+            .max_connections(connect.max_connections.max(1))
+            .acquire_timeout(connect.acquire_timeout);
         if dialect == Dialect::Sqlite {
             options = options.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -714,6 +730,31 @@ impl SqlStore {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect())
+    }
+}
+
+/// Opens and closes one connection within `timeout`, reading the schema (a file that is not a
+/// SQLite database fails only when read): its error is the real cause of a store that cannot
+/// be opened.
+async fn probe(url: &str, dialect: Dialect, timeout: std::time::Duration) -> StoreResult<()> {
+    use sqlx::Connection;
+    let attempt = async {
+        let mut conn = sqlx::AnyConnection::connect(url).await?;
+        if dialect == Dialect::Sqlite {
+            conn.execute(sqlite::SESSION_SETUP).await?;
+        }
+        if dialect == Dialect::Sqlite {
+            conn.execute("SELECT count(*) FROM sqlite_master").await?;
+        } else {
+            conn.execute("SELECT 1").await?;
+        }
+        conn.close().await
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::ConnectTimeout(
+            u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        )),
     }
 }
 
@@ -1101,7 +1142,18 @@ impl Store for SqlStore {
             .bind(&ts)
             .push(")");
         self.counted();
-        sql.query().execute(&mut *tx).await?;
+        if let Err(e) = sql.query().execute(&mut *tx).await {
+            return Err(if is_unique_violation(&e) {
+                // Another report of the same mission and date took this reference between the
+                // look-up and the insert.
+                StoreError::Duplicate(format!(
+                    "case reference {reference} (another report of {} on {} was recorded at the same moment; send it again to get the next reference)",
+                    case.mission_code, case.incident_date
+                ))
+            } else {
+                e.into()
+            });
+        }
         self.insert_acts(&mut tx, &id, &case.acts).await?;
         let record = self.case_in_tx(&mut tx, &id).await?;
         tx.commit().await?;

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub dev: DevIssuer,
     pub audience: String,
     pub dir: tempfile::TempDir,
+    /// The store's URL, as the gateway was given it.
+    pub store_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -103,6 +105,13 @@ pub fn test_config(dir: &std::path::Path, url: String) -> Config {
     // run in parallel, and most have no use for national proceedings.
     config.connectors.dir = String::new();
     config.simulators.enabled = false;
+    // Tests send many requests as one principal, faster than any person: their rate is
+    // limited too, only far above what they send. Tests of the rate limit set their own.
+    config.rate_limits.default = casegraph::config::RateLimit {
+        requests_per_minute: 1_000_000,
+        burst: 100_000,
+        max_in_flight: 100_000,
+    };
     // Required with PostgreSQL (replicas share it); harmless with SQLite.
     config.access.cursor_secret = Some(secrecy::SecretString::from(
         "test-cursor-secret-of-at-least-32-bytes",
@@ -117,7 +126,7 @@ pub async fn try_spawn(opts: AppOptions) -> Option<TestApp> {
         Backend::Sqlite => format!("sqlite://{}", dir.path().join("cases.db").display()),
         Backend::Postgres => postgres_url().await?,
     };
-    let mut config = test_config(dir.path(), url);
+    let mut config = test_config(dir.path(), url.clone());
     config.store.import_bundled_data_when_empty = opts.import_bundled;
     (opts.configure)(&mut config);
     let audience = config.auth.audience.clone();
@@ -144,6 +153,7 @@ pub async fn try_spawn(opts: AppOptions) -> Option<TestApp> {
         dev,
         audience,
         dir,
+        store_url: url,
         shutdown: Some(tx),
     })
 }
@@ -215,4 +225,67 @@ pub fn error_codes(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Starts the gateway over SQLite with the bundled data, `configure` applied to the test
+/// configuration last (a closure, so a test can pass what it created: a folder, a URL).
+pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    try_spawn_with(Backend::Sqlite, configure)
+        .await
+        .expect("SQLite is always available")
+}
+
+/// [`spawn_with`] over `backend`; `None` when it is PostgreSQL and none is reachable.
+pub async fn try_spawn_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+) -> Option<TestApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("cases.db").display()),
+        Backend::Postgres => postgres_url().await?,
+    };
+    Some(start(dir, url, configure).await)
+}
+
+/// The gateway over the store at `url` (with the bundled data), `configure` applied last.
+pub async fn spawn_with_store_url(url: String, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    start(dir, url, configure).await
+}
+
+async fn start(
+    dir: tempfile::TempDir,
+    url: String,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    let mut config = test_config(dir.path(), url.clone());
+    configure(&mut config);
+    let audience = config.auth.audience.clone();
+    let key_file = config.auth.dev_issuer.key_file.clone();
+    let gateway = casegraph::Gateway::builder(config)
+        .build()
+        .await
+        .expect("the gateway starts");
+    let store = Arc::clone(gateway.store());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
+    let addr = listener.local_addr().expect("local addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gateway.serve(listener, async move {
+        let _ = rx.await;
+    }));
+    let dev = DevIssuer::load_or_create(std::path::Path::new(&key_file)).expect("dev key");
+    TestApp {
+        addr,
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        store,
+        dev,
+        audience,
+        dir,
+        store_url: url,
+        shutdown: Some(tx),
+    }
 }

@@ -226,7 +226,11 @@ impl Connector for ProtocolConnector {
         } else {
             json!({ "records": records.clone() })
         };
-        Ok(Fetched { raw, records })
+        Ok(Fetched {
+            raw,
+            records,
+            incomplete: None,
+        })
     }
 
     async fn probe(&self) -> Result<(), ConnectorError> {
